@@ -1,0 +1,95 @@
+"""Turning a raw request body into validated parameters, or one clear 400.
+
+Messages follow the AI/ML API: they start with "Body validation error", then name each
+offending field with what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from reelforge.catalog.fields import describe
+from reelforge.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from reelforge.catalog.base import GenerationParams, ModelSpec
+
+PREFIX = "Body validation error"
+
+
+def body_error(detail: str, field: str | None = None) -> InvalidRequest:
+    where = f"{field}: " if field else ""
+    return InvalidRequest(f"{PREFIX}: {where}{detail}", field=field)
+
+
+def _expected(params_type: type[GenerationParams], field: str | None) -> str:
+    schema = params_type.model_json_schema()["properties"].get(field or "", {})
+    if "enum" in schema:
+        return " | ".join(repr(item) for item in schema["enum"])
+    if schema.get("format") == "uri":
+        return "string (an http(s) URL or a Base64-encoded image)"
+    return str(schema.get("type", "a value"))
+
+
+def format_errors(error: ValidationError, params_type: type[GenerationParams]) -> InvalidRequest:
+    """One message for all field errors, fields in schema order."""
+    parts: list[str] = []
+    first_field: str | None = None
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or None
+        first_field = first_field or field
+        if item["type"] == "missing":
+            detail = f"Required. Expected {_expected(params_type, field)}, received undefined"
+        elif item["type"] == "reelforge":
+            detail = item["msg"]
+        else:
+            detail = f"{item['msg']}, received {describe(item.get('input'))}"
+        parts.append(f"{field}: {detail}" if field else detail)
+    return InvalidRequest(f"{PREFIX}: " + "; ".join(parts), field=first_field)
+
+
+def parse_params(body: Any, models: dict[str, ModelSpec]) -> tuple[ModelSpec, GenerationParams]:
+    """Validate ``body`` against the schema of the model it names."""
+    if not isinstance(body, dict):
+        kind = "array" if isinstance(body, list) else describe(body)
+        raise body_error(f"Expected object, received {kind}")
+    choices = " | ".join(f"'{name}'" for name in models)
+    model_name = body.get("model")
+    if model_name is None:
+        raise body_error(f"Required. Expected {choices}, received undefined", "model")
+    spec = models.get(model_name) if isinstance(model_name, str) else None
+    if spec is None:
+        raise body_error(
+            f"Invalid enum value. Expected {choices}, received {describe(model_name)}", "model"
+        )
+    _refuse_foreign_fields(body, spec, models)
+    # Optional fields sent as null mean "not given": many clients serialise unset options
+    # that way, and the schema defaults must then apply.
+    given = {key: value for key, value in body.items() if value is not None}
+    for name, info in spec.params_type.model_fields.items():
+        if name in body and body[name] is None and info.is_required():
+            given[name] = None
+    try:
+        params = spec.params_type.model_validate(given)
+    except ValidationError as error:
+        raise format_errors(error, spec.params_type) from None
+    return spec, params
+
+
+def _refuse_foreign_fields(
+    body: dict[str, Any], spec: ModelSpec, models: dict[str, ModelSpec]
+) -> None:
+    """Refuse fields another published model accepts: the caller expects an effect."""
+    for key in body:
+        if key in spec.fields:
+            continue
+        owners = [name for name, other in models.items() if key in other.fields]
+        if owners:
+            accepted_by = ", ".join(f"'{name}'" for name in owners)
+            raise body_error(
+                f"Unrecognized key for model '{spec.name}' (accepted by {accepted_by}); "
+                "remove it or choose a model that supports it",
+                key,
+            )
