@@ -1,0 +1,376 @@
+"""Image references from requests, and turning untrusted bytes into a safe RGB picture.
+
+``image_url`` / ``tail_image_url`` may be an http(s) URL, a Base64 data URI or bare
+Base64. At submit time ``check_image_ref`` does everything that needs no fetch (inline
+images are decoded in full, so bad data is a 400 then); in the worker ``load_image``
+fetches and decodes. Decoding sniffs the real format from magic bytes (never trusting a
+declared MIME type or Content-Type), checks the pixel count from the header before any
+pixel is decoded, and normalises orientation, colour mode and transparency.
+
+Nothing here logs or echoes image bytes, Base64 payloads or whole data URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import unquote
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+from reelforge.errors import InvalidImage, InvalidRequest
+from reelforge.media.fetch import fetch_bytes, format_size
+from reelforge.media.netguard import FetchPolicy, check_url, parse_target
+
+logger = logging.getLogger(__name__)
+
+GREY_BACKGROUND = (128, 128, 128)
+"""Transparent areas are composited over neutral mid-grey, which biases no model."""
+MIN_BARE_BASE64_CHARS = 32
+PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+SUPPORTED_TEXT = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+ACCEPTED_TEXT = (
+    "an http(s) URL, a Base64 data URI (data:image/png;base64,...) or Base64-encoded image data"
+)
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_MIME_RE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
+_BASE64_STD_RE = re.compile(r"^[A-Za-z0-9+/]*$")
+_BASE64_URL_RE = re.compile(r"^[A-Za-z0-9_-]*$")
+_URLSAFE_TO_STD = str.maketrans("-_", "+/")
+_WIDE_INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A parsed image reference: ``kind="url"`` with ``url``, or ``kind="data"`` with bytes."""
+
+    kind: Literal["url", "data"]
+    url: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    mime: str | None = None
+    """MIME type a data URI declared (informational; decoding sniffs the real format)."""
+
+    @property
+    def size(self) -> int:
+        """Bytes of inline data (0 for URLs)."""
+        return len(self.data or b"")
+
+
+def _too_big(field: str, size: int, max_bytes: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"{field} is {format_size(size)}; the limit is {format_size(max_bytes)}", field
+    )
+
+
+def _decode_base64(text: str, *, field: str, max_bytes: int) -> bytes:
+    """Decode standard or urlsafe Base64, tolerating whitespace and missing padding.
+
+    Raises ``ValueError`` for malformed input and ``InvalidRequest`` when it would decode
+    to more than ``max_bytes`` (checked before decoding).
+    """
+    compact = "".join(text.split())
+    body = compact.rstrip("=")
+    if len(compact) - len(body) > 2 or len(body) % 4 == 1:
+        raise ValueError("bad Base64 length or padding")
+    if _BASE64_STD_RE.match(body) is None:
+        if _BASE64_URL_RE.match(body) is None:
+            raise ValueError("not Base64")
+        body = body.translate(_URLSAFE_TO_STD)
+    decoded_size = len(body) * 3 // 4
+    if decoded_size > max_bytes:
+        raise _too_big(field, decoded_size, max_bytes)
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("not Base64") from exc
+
+
+def _parse_data_uri(value: str, *, field: str, max_bytes: int) -> ImageRef:
+    header, comma, payload = value.partition(",")
+    if not comma or len(header) > 200:
+        raise InvalidRequest(
+            f"{field} is not a valid data URI; expected data:image/<type>;base64,<data>", field
+        )
+    params = [p.strip().lower() for p in header[len("data:") :].split(";")]
+    mime = params[0]
+    if "base64" not in params[1:]:
+        raise InvalidRequest(
+            f"{field} data URI must be Base64-encoded: data:image/<type>;base64,<data>", field
+        )
+    if not mime.startswith("image/") or _MIME_RE.match(mime) is None:
+        what = f"media type {mime[:30]}" if _MIME_RE.match(mime) else "no valid media type"
+        raise InvalidRequest(
+            f"{field} data URI has {what}; expected an image type such as image/png or image/jpeg",
+            field,
+        )
+    if "%" in payload:
+        payload = unquote(payload)
+    try:
+        data = _decode_base64(payload, field=field, max_bytes=max_bytes)
+    except ValueError:
+        raise InvalidRequest(
+            f"{field} data URI does not contain valid Base64 data", field
+        ) from None
+    if not data:
+        raise InvalidRequest(f"{field} data URI contains no data", field)
+    if len(data) > max_bytes:
+        raise _too_big(field, len(data), max_bytes)
+    return ImageRef(kind="data", data=data, mime=mime)
+
+
+def parse_image_ref(value: str, *, field: str, max_bytes: int) -> ImageRef:
+    """Classify and validate an image reference without any network access.
+
+    Raises ``InvalidRequest`` naming ``field`` and what is accepted; never echoes data.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{field} is empty; expected {ACCEPTED_TEXT}", field)
+    text = value.strip()
+    scheme_match = _SCHEME_RE.match(text)
+    if scheme_match is not None:
+        scheme = scheme_match.group(1).lower()
+        if scheme == "data":
+            return _parse_data_uri(text, field=field, max_bytes=max_bytes)
+        if scheme in ("http", "https"):
+            parse_target(text, field=field)
+            return ImageRef(kind="url", url=text)
+        shown = scheme if len(scheme) <= 20 else scheme[:20] + "..."
+        raise InvalidRequest(
+            f"{field} uses the unsupported scheme '{shown}'; expected {ACCEPTED_TEXT}", field
+        )
+    if len(text) >= MIN_BARE_BASE64_CHARS:
+        try:
+            data = _decode_base64(text, field=field, max_bytes=max_bytes)
+        except ValueError:
+            data = b""
+        if sniff_image_type(data) is not None:
+            return ImageRef(kind="data", data=data)
+        other = describe_non_image(data)
+        if other is not None:
+            raise InvalidRequest(
+                f"{field} decodes to {other}, which is not supported; send {SUPPORTED_TEXT}",
+                field,
+            )
+    raise InvalidRequest(f"{field} is not valid; expected {ACCEPTED_TEXT}", field)
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The supported format ``data`` is in by its magic bytes (``"png"``, ...), else None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:2] == b"BM" and len(data) >= 26:
+        return "bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    return None
+
+
+_ISO_BRANDS = {
+    b"avif": "an AVIF image",
+    b"avis": "an AVIF image",
+    b"heic": "a HEIC image",
+    b"heix": "a HEIC image",
+    b"mif1": "a HEIF image",
+    b"msf1": "a HEIF image",
+}
+_MAGIC = (
+    (b"%PDF", "a PDF document"),
+    (b"\x00\x00\x01\x00", "an ICO icon"),
+    (b"8BPS", "a Photoshop document"),
+    (b"\xff\x0a", "a JPEG XL image"),
+    (b"\x00\x00\x00\x0cJXL ", "a JPEG XL image"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x1a\x45\xdf\xa3", "a WebM/Matroska video"),
+)
+
+
+def describe_non_image(data: bytes) -> str | None:
+    """A phrase naming a recognised unsupported type (``"an SVG image"``), else None."""
+    for magic, description in _MAGIC:
+        if data.startswith(magic):
+            return description
+    if data[4:8] == b"ftyp":
+        return _ISO_BRANDS.get(data[8:12], "an MP4/QuickTime video")
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if b"<svg" in head or (head.startswith(b"<?xml") and b"<svg" in data[:8192].lower()):
+        return "an SVG image"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head or b"<body" in head:
+        return "an HTML page"
+    if head.startswith(b"<"):
+        return "an XML document"
+    if head.startswith((b"{", b"[")):
+        return "JSON data"
+    return None
+
+
+def _unsupported_message(data: bytes, field: str) -> str:
+    other = describe_non_image(data)
+    if other is not None:
+        return f"{field} is {other}, which is not a supported image format; send {SUPPORTED_TEXT}"
+    return f"{field} is not a supported image; send {SUPPORTED_TEXT}"
+
+
+def _pixels_text(pixels: int) -> str:
+    if pixels >= 1_000_000:
+        return f"{pixels / 1_000_000:.1f}".removesuffix(".0") + " megapixels"
+    return f"{pixels} pixels"
+
+
+def _check_dimensions(size: tuple[int, int], *, field: str, max_pixels: int, min_side: int) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise InvalidImage(f"{field} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise InvalidImage(
+            f"{field} is {width}x{height} ({_pixels_text(width * height)}); "
+            f"the limit is {_pixels_text(max_pixels)}"
+        )
+    if min(width, height) < min_side:
+        raise InvalidImage(
+            f"{field} is {width}x{height} pixels; each side must be at least {min_side} pixels"
+        )
+
+
+def _wide_to_l(image: Image.Image) -> Image.Image:
+    """16/32-bit integer and float greyscale to 8-bit, scaling instead of clipping."""
+    values = np.asarray(image, dtype=np.float32)
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if image.mode.startswith("I;16") or (image.mode == "I" and 255 < high <= 65535 and low >= 0):
+        scaled = values / 65535.0
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scaled = values
+    elif low >= 0 and high <= 255:
+        scaled = values / 255.0
+    else:
+        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8))
+
+
+def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
+    """Use the embedded ICC profile when there is one; Pillow's naive formula otherwise."""
+    profile = image.info.get("icc_profile")
+    if profile:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+            if converted is not None:
+                converted.info.pop("icc_profile", None)
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            logger.debug("ignoring an unusable CMYK ICC profile", exc_info=True)
+    return image.convert("RGB")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in _WIDE_INT_MODES:
+        image = _wide_to_l(image)
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*GREY_BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode == "CMYK":
+        return _cmyk_to_rgb(image)
+    if image.mode == "RGB":
+        return image.copy()
+    return image.convert("RGB")
+
+
+def _normalise(image: Image.Image) -> Image.Image:
+    """Upright, RGB, alpha flattened; a new fully loaded image independent of the file."""
+    try:
+        upright = ImageOps.exif_transpose(image) or image
+    except Exception:  # broken EXIF must not make a usable picture unusable
+        logger.debug("ignoring unreadable EXIF orientation", exc_info=True)
+        upright = image
+    rgb = _to_rgb(upright)
+    rgb.load()
+    return rgb
+
+
+def decode_image(data: bytes, *, field: str, max_pixels: int, min_side: int = 1) -> Image.Image:
+    """Decode untrusted bytes into an upright RGB image; raises ``InvalidImage``.
+
+    Only JPEG, PNG, WebP, GIF, BMP and TIFF are accepted, identified by magic bytes. The
+    pixel count is checked from the header before decoding; Pillow's own
+    decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``, left at its process-wide value)
+    is mapped to ``InvalidImage`` too. Animated images yield their first frame.
+    """
+    if not data:
+        raise InvalidImage(f"{field} is empty")
+    kind = sniff_image_type(data)
+    if kind is None:
+        raise InvalidImage(_unsupported_message(data, field))
+    try:
+        with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image:
+            _check_dimensions(image.size, field=field, max_pixels=max_pixels, min_side=min_side)
+            image.load()
+            result = _normalise(image)
+    except InvalidImage:
+        raise
+    except MemoryError:
+        raise InvalidImage(f"{field} is too large to decode") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage(
+            f"{field} has too many pixels to decode safely; the limit is {_pixels_text(max_pixels)}"
+        ) from None
+    except Exception as exc:  # Pillow raises many types for hostile or damaged files
+        logger.info(
+            "image could not be decoded",
+            extra={"field": field, "format": kind, "error": type(exc).__name__},
+        )
+        raise InvalidImage(
+            f"{field} could not be decoded as {kind.upper()}: the file is truncated or corrupt"
+        ) from None
+    return result
+
+
+def load_image(
+    value: str, policy: FetchPolicy, *, field: str, max_pixels: int, min_side: int = 1
+) -> Image.Image:
+    """Worker side: parse, fetch if it is a URL, decode.
+
+    Raises only ``InputError`` subclasses (``ImageFetchError``, ``InvalidImage``), so a
+    failed job reports one of those names; a reference that does not parse (normally
+    caught at submit) becomes ``InvalidImage``.
+    """
+    try:
+        ref = parse_image_ref(value, field=field, max_bytes=policy.max_bytes)
+    except InvalidRequest as exc:
+        raise InvalidImage(exc.message) from None
+    if ref.kind == "url" and ref.url is not None:
+        data = fetch_bytes(ref.url, policy, field=field).data
+    else:
+        data = ref.data or b""
+    return decode_image(data, field=field, max_pixels=max_pixels, min_side=min_side)
+
+
+def check_image_ref(
+    value: str, policy: FetchPolicy, *, field: str, max_pixels: int, min_side: int = 1
+) -> ImageRef:
+    """Submit side: everything short of fetching, so bad input is a 400 before queueing.
+
+    Inline data is decoded in full (and discarded); URLs get ``check_url`` including one
+    DNS lookup with a short timeout.
+    """
+    ref = parse_image_ref(value, field=field, max_bytes=policy.max_bytes)
+    if ref.kind == "data":
+        decode_image(ref.data or b"", field=field, max_pixels=max_pixels, min_side=min_side).close()
+    elif ref.url is not None:
+        check_url(ref.url, policy, field=field)
+    return ref
