@@ -1,0 +1,43 @@
+"""The storage interface: where finished videos and staged inputs live."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Protocol
+
+from reelforge.errors import NotFound
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+MAX_KEY_CHARS = 400
+
+
+def check_key(key: str) -> str:
+    """Keys are relative, slash-separated names without ``..`` or hidden parts."""
+    if len(key) > MAX_KEY_CHARS or not _KEY.match(key) or ".." in key.split("/"):
+        raise NotFound("no such file")
+    return key
+
+
+class Storage(Protocol):
+    def put_file(self, key: str, source: Path, content_type: str) -> int:
+        """Store ``source`` under ``key`` atomically (moving it when possible); returns size."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> int: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def size(self, key: str) -> int | None:
+        """Size in bytes, or ``None`` when the object does not exist."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def local_path(self, key: str) -> Path | None:
+        """A file the API can serve directly (with Range), when the backend is local."""
+        ...
+
+    def temp_dir(self) -> Path:
+        """A directory for work files, on the same filesystem as local storage if any."""
+        ...
