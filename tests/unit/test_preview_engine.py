@@ -1,0 +1,293 @@
+"""The preview engine: determinism, prompt-driven looks, camera moves, audio, pacing."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reelforge.engines.base import Clip, Engine, GenerationRequest, Inputs
+from reelforge.engines.preview import PreviewEngine
+from reelforge.media.encode import encode_mp4, probe_mp4
+from reelforge.media.fit import fit_cover
+
+pytestmark = pytest.mark.unit
+
+SMALL = (320, 180)
+
+
+def request(
+    prompt: str = "a quiet valley",
+    *,
+    seed: int = 7,
+    size: tuple[int, int] = SMALL,
+    seconds: int = 1,
+    negative: str | None = None,
+    audio: bool = False,
+    model: str = "veo2",
+) -> GenerationRequest:
+    return GenerationRequest(
+        model=model,
+        prompt=prompt,
+        negative_prompt=negative,
+        duration_seconds=seconds,
+        width=size[0],
+        height=size[1],
+        seed=seed,
+        generate_audio=audio,
+    )
+
+
+def ignore(_fraction: float, _stage: str) -> None:
+    pass
+
+
+def render(req: GenerationRequest, inputs: Inputs | None = None) -> list[np.ndarray]:
+    clip = PreviewEngine().generate(req, inputs or Inputs(), ignore)
+    assert clip.frames is not None
+    return list(clip.frames)
+
+
+def digest(frames: list[np.ndarray]) -> str:
+    sha = hashlib.sha256()
+    for frame in frames:
+        sha.update(frame.tobytes())
+    return sha.hexdigest()
+
+
+def consecutive_diffs(frames: list[np.ndarray]) -> list[float]:
+    return [
+        float(np.abs(b.astype(np.int16) - a.astype(np.int16)).mean())
+        for a, b in itertools.pairwise(frames)
+    ]
+
+
+def mean_rgb(frames: list[np.ndarray]) -> np.ndarray:
+    return np.mean([frame.reshape(-1, 3).mean(axis=0) for frame in frames], axis=0)
+
+
+def position_image(size: tuple[int, int] = (640, 400)) -> Image.Image:
+    """Red encodes x and green encodes y, so a frame tells where the camera looks."""
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width]
+    pixels = np.stack(
+        [xs * 255 // (width - 1), ys * 255 // (height - 1), np.full_like(xs, 128)], axis=-1
+    )
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def test_implements_the_engine_protocol() -> None:
+    engine = PreviewEngine()
+    assert isinstance(engine, Engine)
+    assert engine.name == "preview"
+    caps = engine.capabilities()
+    assert caps.models == {"veo2", "veo2/image-to-video", "google/veo-3.0-i2v"}
+    assert caps.text_to_video and caps.image_to_video and caps.audio
+    engine.load()
+    engine.close()
+
+
+def test_generate_is_lazy() -> None:
+    calls: list[float] = []
+    clip = PreviewEngine().generate(request(), Inputs(), lambda f, s: calls.append(f))
+    assert isinstance(clip.frames, Iterator)
+    assert calls == []
+    assert (clip.width, clip.height, clip.frame_count, clip.fps) == (320, 180, 24, 24)
+    assert clip.audio is None
+    assert "palette" in str(clip.extra["preview_scene"])
+
+
+@pytest.mark.parametrize("size", [(320, 180), (180, 320), (256, 256)])
+def test_frames_have_the_declared_shape_and_count(size: tuple[int, int]) -> None:
+    frames = render(request("a dragon over the sea", size=size, seconds=1))
+    assert len(frames) == 24
+    for frame in frames:
+        assert frame.shape == (size[1], size[0], 3)
+        assert frame.dtype == np.uint8
+
+
+def test_same_request_is_bit_identical_and_seed_changes_the_clip() -> None:
+    first = render(request("a fox crosses a snowy forest", seed=11))
+    again = render(request("a fox crosses a snowy forest", seed=11))
+    other = render(request("a fox crosses a snowy forest", seed=12))
+    assert digest(first) == digest(again)
+    assert digest(first) != digest(other)
+    difference = np.abs(first[0].astype(np.int16) - other[0].astype(np.int16)).mean()
+    assert difference > 3, "different seeds should look visibly different"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "negative"),
+    [
+        ("a dragon flies over a fiery sunset", None),
+        ("deep ocean at night", None),
+        ("", None),
+        ("space nebula", None),
+        ("a neon city skyline at night", None),
+        ("a car drives through the desert", None),
+        ("a sunset over the mountains", "sun, mountains, clouds, water, fog, particles, stars"),
+    ],
+)
+def test_consecutive_text_to_video_frames_always_differ(prompt: str, negative: str | None) -> None:
+    frames = render(request(prompt, negative=negative, seconds=2))
+    diffs = consecutive_diffs(frames)
+    assert min(diffs) > 0.1, f"a static stretch at frame {int(np.argmin(diffs))}"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_prompt_words_pick_the_palette(seed: int) -> None:
+    warm = mean_rgb(render(request("a fiery sunset", seed=seed)))
+    cool = mean_rgb(render(request("deep ocean at night", seed=seed)))
+    assert warm[0] > warm[2] + 20
+    assert cool[2] > cool[0] + 20
+
+
+def test_black_and_white_prompts_render_greyscale() -> None:
+    frames = render(request("black and white film of a harbour with boats"))
+    for frame in frames[::6]:
+        assert np.array_equal(frame[..., 0], frame[..., 1])
+        assert np.array_equal(frame[..., 1], frame[..., 2])
+
+
+def test_negative_prompt_removes_elements() -> None:
+    prompt = "a dragon flies over the mountains at sunset"
+    with_all = render(request(prompt))
+    without = render(request(prompt, negative="dragon"))
+    assert digest(with_all) != digest(without)
+    clip = PreviewEngine().generate(request(prompt, negative="dragon"), Inputs(), ignore)
+    assert "subject" not in str(clip.extra["preview_scene"])
+    assert "subject" in str(PreviewEngine().generate(request(prompt), Inputs(), ignore).extra)
+
+
+def test_image_to_video_starts_exactly_on_the_fitted_image() -> None:
+    image = position_image((500, 500))
+    frames = render(request("a calm shot", model="veo2/image-to-video"), Inputs(image=image))
+    assert len(frames) == 24
+    assert np.array_equal(frames[0], np.asarray(fit_cover(image, SMALL)))
+    assert not np.array_equal(frames[1], frames[0])
+    diffs = consecutive_diffs(frames)
+    assert min(diffs) > 0.05, "the camera must keep moving until the last frame"
+
+
+def test_image_to_video_ends_exactly_on_the_tail_image() -> None:
+    head, tail = position_image(), Image.new("RGB", (300, 500), (20, 200, 60))
+    frames = render(request("zoom in", seconds=2), Inputs(image=head, tail_image=tail))
+    assert np.array_equal(frames[0], np.asarray(fit_cover(head, SMALL)))
+    assert np.array_equal(frames[-1], np.asarray(fit_cover(tail, SMALL)))
+    greens = [frame[..., 1].mean() - frame[..., 0].mean() for frame in frames]
+    assert greens[-2] > greens[len(frames) // 2] > greens[0]
+
+
+def _last_frame(prompt: str) -> np.ndarray:
+    frames = render(request(prompt, seconds=1), Inputs(image=position_image()))
+    return frames[-1].astype(np.float64)
+
+
+def _x_slope(frame: np.ndarray) -> float:
+    """Red gained per pixel across the middle row: > 1 means the picture was magnified less."""
+    row = frame[frame.shape[0] // 2, frame.shape[1] // 4 : 3 * frame.shape[1] // 4, 0]
+    return float(np.polyfit(np.arange(row.size), row, 1)[0])
+
+
+def test_camera_moves_follow_the_prompt() -> None:
+    start = np.asarray(fit_cover(position_image(), SMALL)).astype(np.float64)
+    slope0 = _x_slope(start)
+    centre_red = start[:, :, 0].mean()
+    centre_green = start[:, :, 1].mean()
+
+    zoom_in = _last_frame("slow zoom in on the valley")
+    zoom_out = _last_frame("zoom out to reveal the valley")
+    pan_left = _last_frame("pan left across the valley")
+    pan_right = _last_frame("pan right across the valley")
+    tilt_up = _last_frame("tilt up to the sky")
+
+    assert _x_slope(zoom_in) < 0.93 * slope0
+    assert _x_slope(zoom_out) > 1.1 * slope0
+    assert abs(zoom_in[:, :, 0].mean() - centre_red) < 4
+    assert pan_left[:, :, 0].mean() < centre_red - 8
+    assert pan_right[:, :, 0].mean() > centre_red + 8
+    assert tilt_up[:, :, 1].mean() < centre_green - 8
+    assert abs(tilt_up[:, :, 0].mean() - centre_red) < 4
+
+
+def test_audio_is_exact_stereo_bounded_and_deterministic() -> None:
+    engine = PreviewEngine()
+    req = request("waves crash on a beach at sunset", seconds=2, audio=True)
+    first = engine.generate(req, Inputs(), ignore).audio
+    again = engine.generate(req, Inputs(), ignore).audio
+    other = engine.generate(request(req.prompt, seconds=2, audio=True, seed=99), Inputs(), ignore)
+    assert first is not None and again is not None and other.audio is not None
+    samples = first.samples
+    assert first.sample_rate == 48_000
+    assert samples.shape == (2, 2 * 48_000)
+    assert samples.dtype == np.float32
+    assert np.abs(samples).max() <= 0.9
+    assert np.sqrt(np.mean(samples**2)) > 0.05
+    assert not np.array_equal(samples[0], samples[1]), "stereo, not two copies of mono"
+    assert np.array_equal(samples, again.samples)
+    assert not np.array_equal(samples, other.audio.samples)
+    quiet_start = np.abs(samples[:, :240]).max()
+    assert quiet_start < np.abs(samples).max() / 4, "fades in"
+
+
+def test_latency_is_spread_over_the_frames() -> None:
+    engine = PreviewEngine(latency_seconds=0.3)
+    calls: list[tuple[float, float]] = []
+    began = time.monotonic()
+    clip = engine.generate(request(), Inputs(), lambda f, s: calls.append((time.monotonic(), f)))
+    assert time.monotonic() - began < 0.3, "generate itself must not wait"
+    assert clip.frames is not None
+    frames = list(clip.frames)
+    elapsed = time.monotonic() - began
+    assert len(frames) == 24
+    assert elapsed >= 0.3
+    halfway = next(stamp for stamp, fraction in calls if fraction >= 0.5)
+    assert halfway - began >= 0.12, "the wait is spread out, not all at the start"
+
+
+def test_progress_is_monotonic_and_reaches_one() -> None:
+    calls: list[tuple[float, str]] = []
+    clip = PreviewEngine().generate(request(seconds=2), Inputs(), lambda f, s: calls.append((f, s)))
+    assert clip.frames is not None
+    list(clip.frames)
+    fractions = [fraction for fraction, _ in calls]
+    assert {stage for _, stage in calls} == {"rendering"}
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    assert len(fractions) > 10
+
+
+def test_a_raising_progress_callback_aborts_rendering_and_encoding(tmp_path: Path) -> None:
+    class Cancelled(Exception):
+        pass
+
+    def cancel_midway(fraction: float, _stage: str) -> None:
+        if fraction >= 0.5:
+            raise Cancelled
+
+    clip = PreviewEngine().generate(request(seconds=2), Inputs(), cancel_midway)
+    path = tmp_path / "cancelled.mp4"
+    with pytest.raises(Cancelled):
+        encode_mp4(clip, path)
+    assert not path.exists()
+
+
+def test_full_pipeline_at_720p(tmp_path: Path) -> None:
+    """A real-size clip through render and encode; prints the timing (no threshold)."""
+    req = request("a dragon flies over a fiery sunset", size=(1280, 720), seconds=5, audio=True)
+    began = time.perf_counter()
+    clip: Clip = PreviewEngine().generate(req, Inputs(), ignore)
+    result = encode_mp4(clip, tmp_path / "720p.mp4", preset="veryfast", threads=1)
+    elapsed = time.perf_counter() - began
+    print(f"\n720p 5 s text-to-video with audio, render + encode (1 thread): {elapsed:.2f} s")
+    probe = probe_mp4(tmp_path / "720p.mp4")
+    assert result.frame_count == probe.frame_count == 120
+    assert (probe.width, probe.height, probe.fps) == (1280, 720, 24.0)
+    assert probe.audio_codec == "aac"
+    assert probe.faststart
