@@ -1,0 +1,73 @@
+"""Generation engines behind one interface, chosen per model by configuration."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from reelforge.engines.base import (
+    FPS,
+    Audio,
+    Capabilities,
+    Clip,
+    Engine,
+    GenerationRequest,
+    Inputs,
+    Progress,
+)
+from reelforge.errors import ServiceUnavailable
+from reelforge.settings import Settings
+
+
+def _preview(settings: Settings) -> Engine:
+    from reelforge.engines.preview import PreviewEngine
+
+    return PreviewEngine(latency_seconds=settings.preview_latency_seconds)
+
+
+ENGINE_FACTORIES: dict[str, Callable[[Settings], Engine]] = {"preview": _preview}
+"""Engines by configuration name; heavy engines import their libraries lazily."""
+
+
+class EngineRouter:
+    """Maps a model to its engine; each engine is built and loaded once per worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def engine_name(self, model: str) -> str:
+        return self._settings.engine
+
+    def for_model(self, model: str) -> Engine:
+        name = self.engine_name(model)
+        with self._lock:
+            engine = self._engines.get(name)
+            if engine is None:
+                factory = ENGINE_FACTORIES.get(name)
+                if factory is None:
+                    raise ServiceUnavailable(f"engine '{name}' is not available")
+                engine = factory(self._settings)
+                engine.load()
+                self._engines[name] = engine
+            return engine
+
+    def close(self) -> None:
+        with self._lock:
+            for engine in self._engines.values():
+                engine.close()
+            self._engines.clear()
+
+
+__all__ = [
+    "FPS",
+    "Audio",
+    "Capabilities",
+    "Clip",
+    "Engine",
+    "EngineRouter",
+    "GenerationRequest",
+    "Inputs",
+    "Progress",
+]
