@@ -1,0 +1,144 @@
+"""The API edge: every error leaves as the AI/ML API error shape.
+
+``{message, path, requestId, statusCode, timestamp}``, with the request id also in the
+``x-request-id`` header, so a user can quote it and an operator can find the log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reelforge.catalog.fields import describe
+from reelforge.errors import PayloadTooLarge, RateLimited, ReelforgeError
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", None) or str(uuid.uuid4())
+
+
+def error_response(
+    request: Request, status_code: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    rid = request_id(request)
+    body = {
+        "message": message,
+        "path": request.url.path,
+        "requestId": rid,
+        "statusCode": status_code,
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    return JSONResponse(
+        body, status_code=status_code, headers={REQUEST_ID_HEADER: rid, **(headers or {})}
+    )
+
+
+async def _domain_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ReelforgeError)
+    headers = {}
+    if isinstance(error, RateLimited) and error.retry_after_seconds is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after_seconds)))
+    if error.status_code >= 500:
+        log.error("request failed: %s", error.message, extra={"request_id": request_id(request)})
+    return error_response(request, error.status_code, error.message, headers)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    parts = []
+    for item in error.errors():
+        where = item["loc"][0] if item["loc"] else "request"
+        field = ".".join(str(part) for part in item["loc"][1:])
+        received = "undefined" if item["type"] == "missing" else describe(item.get("input"))
+        parts.append(f"{field}: {item['msg']}, received {received}")
+        kind = {"query": "Query", "body": "Body", "header": "Header"}.get(str(where), "Request")
+    message = f"{kind} validation error: " + "; ".join(parts)
+    return error_response(request, 400, message)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 404:
+        message = f"Cannot {request.method} {request.url.path}"
+    elif error.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(error.detail)
+    return error_response(request, error.status_code, message, dict(error.headers or {}))
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"request_id": request_id(request)})
+    return error_response(request, 500, "Internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ReelforgeError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+class RequestContextMiddleware:
+    """Gives each request an id and refuses bodies over the size limit before reading them."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == REQUEST_ID_HEADER.encode() for name, _ in headers):
+                    headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        limit = self.max_body_bytes
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, send_with_id)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(_too_large_message(limit))
+            return message
+
+        await self.app(scope, limited_receive, send_with_id)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        request = Request(scope)
+        response = error_response(request, 413, _too_large_message(self.max_body_bytes))
+        await response(scope, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _too_large_message(limit: int) -> str:
+    return f"Request body is larger than the {limit / 2**20:g} MiB limit"

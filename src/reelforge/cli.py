@@ -1,0 +1,128 @@
+"""The ``reelforge`` command line. Every option also reads a ``REELFORGE_*`` variable."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reelforge.settings import Settings
+
+app = typer.Typer(help="reelforge: self-hosted AI/ML API-compatible video generation.")
+keys_app = typer.Typer(help="Manage API keys (stored hashed; a key is shown once).")
+db_app = typer.Typer(help="Database schema.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+console = Console()
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(envvar="REELFORGE_HOST", help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(envvar="REELFORGE_PORT", help="Port.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(envvar="REELFORGE_WORKERS", help="Generation threads (0: API only)."),
+    ] = None,
+) -> None:
+    """Start the API and an in-process worker."""
+    import uvicorn
+
+    from reelforge.api.app import build_services, create_app
+    from reelforge.logs import configure_logging
+
+    settings = _settings(host=host, port=port, workers=workers)
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    if not services.keys.has_any():
+        record, secret = services.keys.create("default")
+        console.print(
+            "[bold]No API key existed, so one was created. It is shown only this once:[/]\n"
+            f"\n    {secret}\n\n"
+            f"Use it as 'Authorization: Bearer <key>'. Manage keys with `reelforge keys`."
+            f" (id {record.id})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"reelforge listening on http://{settings.host}:{settings.port} "
+        f"(data in {settings.home}, docs at /docs)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    uvicorn.run(
+        create_app(settings, services),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+    )
+
+
+def _key_store() -> Any:
+    from reelforge.api.app import build_services
+
+    return build_services(_settings()).keys
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "default",
+) -> None:
+    """Create a key and print it (once)."""
+    record, secret = _key_store().create(name)
+    console.print(f"{secret}", highlight=False, soft_wrap=True)
+    console.print(
+        f"id {record.id}  name {record.name}  (store it now: it is not shown again)",
+        style="dim",
+        highlight=False,
+        stderr=False,
+    )
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never the secrets)."""
+    table = Table("id", "name", "starts with", "created", "status")
+    for key in _key_store().list():
+        status = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+        table.add_row(
+            key.id, key.name, key.prefix + "…", f"{key.created_at:%Y-%m-%d %H:%M}", status
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `keys list`).")],
+) -> None:
+    """Revoke a key; requests with it fail from now on."""
+    from reelforge.errors import NotFound
+
+    try:
+        key = _key_store().revoke(key_id)
+    except NotFound as error:
+        console.print(f"[red]{error.message}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"revoked {key.id} ({key.name})")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema up to date."""
+    from reelforge.jobs.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(_settings().resolved_database_url)
+    upgrade(engine)
+    console.print(f"database schema at revision {current_revision(engine)}")
+
+
+def main() -> None:
+    app()
