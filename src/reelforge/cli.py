@@ -17,6 +17,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -78,12 +79,11 @@ def keys_create(
 ) -> None:
     """Create a key and print it (once)."""
     record, secret = _key_store().create(name)
-    console.print(f"{secret}", highlight=False, soft_wrap=True)
-    console.print(
-        f"id {record.id}  name {record.name}  (store it now: it is not shown again)",
-        style="dim",
+    # Only the key goes to stdout, so `KEY=$(reelforge keys create)` works.
+    console.print(secret, highlight=False, soft_wrap=True)
+    err_console.print(
+        f"id {record.id}, name {record.name}; store the key now, it is not shown again",
         highlight=False,
-        stderr=False,
     )
 
 
@@ -109,7 +109,7 @@ def keys_revoke(
     try:
         key = _key_store().revoke(key_id)
     except NotFound as error:
-        console.print(f"[red]{error.message}[/]")
+        err_console.print(f"[red]{error.message}[/]", highlight=False)
         raise typer.Exit(1) from None
     console.print(f"revoked {key.id} ({key.name})")
 
@@ -125,4 +125,10 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
-    app()
+    from reelforge.errors import ReelforgeError
+
+    try:
+        app()
+    except ReelforgeError as error:
+        err_console.print(f"[red]error:[/] {error.message}", highlight=False)
+        raise SystemExit(1) from None

@@ -242,17 +242,11 @@ class JobStore:
         info: dict[str, Any] | None = None,
     ) -> bool:
         """Mark done; call only after the video is stored, so ``completed`` implies a file."""
-        now = self._clock()
-        values: dict[str, Any] = {
+        values = {
             "status": JobStatus.COMPLETED,
             "video_key": video_key,
             "video_size": video_size,
             "progress": 1.0,
-            "stage": None,
-            "worker_id": None,
-            "lease_expires_at": None,
-            "completed_at": now,
-            "updated_at": now,
         }
         return self._finish(job_id, worker_id, values, info)
 
@@ -265,22 +259,22 @@ class JobStore:
         message: str,
         info: dict[str, Any] | None = None,
     ) -> bool:
+        values = {"status": JobStatus.ERROR, "error_name": name, "error_message": message}
+        return self._finish(job_id, worker_id, values, info)
+
+    def _finish(
+        self, job_id: str, worker_id: str, values: dict[str, Any], info: dict[str, Any] | None
+    ) -> bool:
+        """Move a job the worker still owns to a final state; ``False`` if it lost the job."""
         now = self._clock()
-        values: dict[str, Any] = {
-            "status": JobStatus.ERROR,
-            "error_name": name,
-            "error_message": message,
+        values = {
+            **values,
             "stage": None,
             "worker_id": None,
             "lease_expires_at": None,
             "completed_at": now,
             "updated_at": now,
         }
-        return self._finish(job_id, worker_id, values, info)
-
-    def _finish(
-        self, job_id: str, worker_id: str, values: dict[str, Any], info: dict[str, Any] | None
-    ) -> bool:
         with self._session() as session:
             if info:
                 row = session.get(JobRow, job_id)
