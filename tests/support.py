@@ -155,6 +155,8 @@ class VideoFacts:
     last: np.ndarray
     motion: list[float]
     """Mean absolute difference between consecutive frames."""
+    change_per_second: list[float]
+    """Mean absolute difference between the first and last frame of each second."""
 
 
 def inspect_mp4(path: Path) -> VideoFacts:
@@ -170,6 +172,12 @@ def inspect_mp4(path: Path) -> VideoFacts:
             audio_duration = float(audio.duration * audio.time_base)
         small = [f[::8, ::8].astype(np.int16) for f in frames]
         motion = [float(np.abs(b - a).mean()) for a, b in itertools.pairwise(small)]
+        fps = round(float(video.average_rate))
+        change = [
+            float(np.abs(small[end] - small[start]).mean())
+            for start in range(0, len(small) - 1, fps)
+            for end in [min(start + fps - 1, len(small) - 1)]
+        ]
         return VideoFacts(
             codec=video.codec_context.name,
             pix_fmt=video.codec_context.pix_fmt,
@@ -184,6 +192,7 @@ def inspect_mp4(path: Path) -> VideoFacts:
             first=frames[0],
             last=frames[-1],
             motion=motion,
+            change_per_second=change,
         )
 
 

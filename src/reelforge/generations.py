@@ -27,7 +27,6 @@ STAGED_PREFIX = "reelforge-staged:"
 """Marks an image reference that points at an input staged in storage."""
 
 VIDEO_FILE_NAME = "output.mp4"
-MIN_IMAGE_SIDE_PX = 1
 
 
 def staged_key(reference: str) -> str | None:
@@ -58,7 +57,7 @@ class Generations:
                 self._policy,
                 field=field,
                 max_pixels=self._settings.max_image_pixels,
-                min_side=MIN_IMAGE_SIDE_PX,
+                min_side=self._settings.min_image_side,
             )
             if image.kind == "data":
                 key = f"inputs/{job_uuid}/{field}"

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: float = Field(default=20.0, gt=0.0, le=300.0)
     max_image_bytes: int = Field(default=20 * 2**20, gt=0)
     max_image_pixels: int = Field(default=50_000_000, gt=0)
+    min_image_side: int = Field(default=256, ge=1)
+    """Smallest accepted image side in pixels: smaller inputs would only render as mush."""
     max_request_bytes: int = Field(default=32 * 2**20, gt=0)
     """Largest accepted request body; Base64 images make bodies big."""
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from reelforge.catalog import MODELS
 from reelforge.engines import EngineRouter, GenerationRequest, Inputs
-from reelforge.errors import GenerationFailed, ReelforgeError
+from reelforge.errors import GenerationFailed, InputError, ServiceUnavailable
 from reelforge.generations import staged_key, video_key
 from reelforge.jobs import JobRecord, JobStore
 from reelforge.media.encode import encode_mp4
@@ -208,7 +208,7 @@ class Worker:
             log.info("job handed back on shutdown", extra={"job_id": job.id})
         except LeaseLost:
             log.warning("job lease lost; another worker owns it now", extra={"job_id": job.id})
-        except ReelforgeError as error:
+        except (InputError, GenerationFailed, ServiceUnavailable) as error:
             finished = self.store.fail(
                 job.id, self.worker_id, name=error.name, message=error.message
             )
@@ -277,7 +277,11 @@ class Worker:
 
     def _load_image(self, field: str, reference: str) -> Any:
         key = staged_key(reference)
-        limits = {"field": field, "max_pixels": self.settings.max_image_pixels}
+        limits = {
+            "field": field,
+            "max_pixels": self.settings.max_image_pixels,
+            "min_side": self.settings.min_image_side,
+        }
         if key is not None:
             return decode_image(self.storage.get_bytes(key), **limits)
         return load_image(reference, self.policy, **limits)

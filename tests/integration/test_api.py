@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from reelforge.media.fit import fit_cover
+from reelforge.media.fit import fit_frame
 from support import LiveServer, data_uri, difference, encode_image, inspect_mp4, picture
 
 pytestmark = pytest.mark.integration
@@ -254,8 +254,8 @@ def test_portrait_auto_and_tail_image(server: LiveServer, tmp_path) -> None:
     target.write_bytes(httpx.get(done["video"]["url"]).content)
     facts = inspect_mp4(target)
     assert (facts.width, facts.height) == (720, 1280)
-    expected_first = fit_cover(head, (720, 1280))
-    expected_last = fit_cover(tail, (720, 1280))
+    expected_first = fit_frame(head, (720, 1280))
+    expected_last = fit_frame(tail, (720, 1280))
     assert difference(facts.first, expected_first) < 3
     assert difference(facts.last, expected_last) < 3
     assert difference(facts.last, expected_first) > 10

@@ -15,7 +15,7 @@ from PIL import Image
 from reelforge.engines.base import Clip, Engine, GenerationRequest, Inputs
 from reelforge.engines.preview import PreviewEngine
 from reelforge.media.encode import encode_mp4, probe_mp4
-from reelforge.media.fit import fit_cover
+from reelforge.media.fit import fit_frame
 
 pytestmark = pytest.mark.unit
 
@@ -169,7 +169,7 @@ def test_image_to_video_starts_exactly_on_the_fitted_image() -> None:
     image = position_image((500, 500))
     frames = render(request("a calm shot", model="veo2/image-to-video"), Inputs(image=image))
     assert len(frames) == 24
-    assert np.array_equal(frames[0], np.asarray(fit_cover(image, SMALL)))
+    assert np.array_equal(frames[0], np.asarray(fit_frame(image, SMALL)))
     assert not np.array_equal(frames[1], frames[0])
     diffs = consecutive_diffs(frames)
     assert min(diffs) > 0.05, "the camera must keep moving until the last frame"
@@ -178,8 +178,8 @@ def test_image_to_video_starts_exactly_on_the_fitted_image() -> None:
 def test_image_to_video_ends_exactly_on_the_tail_image() -> None:
     head, tail = position_image(), Image.new("RGB", (300, 500), (20, 200, 60))
     frames = render(request("zoom in", seconds=2), Inputs(image=head, tail_image=tail))
-    assert np.array_equal(frames[0], np.asarray(fit_cover(head, SMALL)))
-    assert np.array_equal(frames[-1], np.asarray(fit_cover(tail, SMALL)))
+    assert np.array_equal(frames[0], np.asarray(fit_frame(head, SMALL)))
+    assert np.array_equal(frames[-1], np.asarray(fit_frame(tail, SMALL)))
     greens = [frame[..., 1].mean() - frame[..., 0].mean() for frame in frames]
     assert greens[-2] > greens[len(frames) // 2] > greens[0]
 
@@ -196,7 +196,7 @@ def _x_slope(frame: np.ndarray) -> float:
 
 
 def test_camera_moves_follow_the_prompt() -> None:
-    start = np.asarray(fit_cover(position_image(), SMALL)).astype(np.float64)
+    start = np.asarray(fit_frame(position_image(), SMALL)).astype(np.float64)
     slope0 = _x_slope(start)
     centre_red = start[:, :, 0].mean()
     centre_green = start[:, :, 1].mean()

@@ -32,8 +32,13 @@ ENGINE_FACTORIES: dict[str, Callable[[Settings], Engine]] = {"preview": _preview
 class EngineRouter:
     """Maps a model to its engine; each engine is built and loaded once per worker process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        factories: dict[str, Callable[[Settings], Engine]] | None = None,
+    ) -> None:
         self._settings = settings
+        self._factories = factories or ENGINE_FACTORIES
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
@@ -45,7 +50,7 @@ class EngineRouter:
         with self._lock:
             engine = self._engines.get(name)
             if engine is None:
-                factory = ENGINE_FACTORIES.get(name)
+                factory = self._factories.get(name)
                 if factory is None:
                     raise ServiceUnavailable(f"engine '{name}' is not available")
                 engine = factory(self._settings)

@@ -8,12 +8,12 @@ from typing import Protocol
 
 from reelforge.errors import NotFound
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 MAX_KEY_CHARS = 400
 
 
 def check_key(key: str) -> str:
-    """Keys are relative, slash-separated names without ``..`` or hidden parts."""
+    """Keys are relative, slash-separated names; no part may start with a dot."""
     if len(key) > MAX_KEY_CHARS or not _KEY.match(key) or ".." in key.split("/"):
         raise NotFound("no such file")
     return key

@@ -1,12 +1,12 @@
 """Image-to-video: camera motion over the input picture, optionally ending on a tail image.
 
-Frame 0 is exactly ``fit_cover(image, size)``. The source is fitted once to a canvas
+Frame 0 is exactly ``fit_frame(image, size)``. The source is fitted once to a canvas
 ``MAX_ZOOM`` times the frame, and each frame resamples a moving window of that canvas,
 so the camera can push in, pan, tilt or orbit without ever showing a border and without
 upscaling. A zoom out cannot reveal what is outside the picture, so it shrinks the
 picture over a blurred, darkened copy of itself. With a tail image the second part of
 the clip crossfades to it while both cameras settle; the last frame is exactly
-``fit_cover(tail_image, size)``.
+``fit_frame(tail_image, size)``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from reelforge.engines.preview.scene import tokens
-from reelforge.media.fit import fit_cover
+from reelforge.media.fit import fit_cover, fit_frame
 
 MAX_ZOOM = 1.25
 """Canvas size relative to the frame: the tightest the camera can frame without upscaling."""
@@ -76,9 +76,9 @@ class _Camera:
 
     def __init__(self, image: Image.Image, size: tuple[int, int]) -> None:
         self.size = size
-        self.first = np.asarray(fit_cover(image, size))
+        self.first = np.asarray(fit_frame(image, size))
         canvas_size = (round(size[0] * MAX_ZOOM), round(size[1] * MAX_ZOOM))
-        self.canvas = fit_cover(image, canvas_size)
+        self.canvas = fit_frame(image, canvas_size)
         self.canvas_size = canvas_size
 
     def render(self, window: Window) -> Image.Image:

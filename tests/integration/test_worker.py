@@ -1,0 +1,181 @@
+"""The worker in-process on real SQLite and storage: failures, shutdown, lost leases."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from reelforge.engines import Capabilities, Clip, EngineRouter
+from reelforge.errors import GenerationFailed
+from reelforge.jobs import JobStatus, NewJob
+from reelforge.media.encode import probe_mp4
+from reelforge.storage import LocalStorage
+from reelforge.worker import Worker
+
+pytestmark = pytest.mark.integration
+
+
+class ScriptedEngine:
+    """An engine whose behaviour each test chooses; frames are tiny solid colours."""
+
+    name = "scripted"
+
+    def __init__(self, behaviour) -> None:
+        self.behaviour = behaviour
+        self.loads = 0
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(models=frozenset({"veo2"}))
+
+    def load(self) -> None:
+        self.loads += 1
+
+    def close(self) -> None:
+        pass
+
+    def generate(self, request, inputs, progress) -> Clip:
+        return self.behaviour(request, progress)
+
+
+def frames_clip(request, progress, on_frame=None) -> Clip:
+    def frames():
+        for index in range(request.frame_count):
+            progress(index / request.frame_count, "rendering")
+            if on_frame:
+                on_frame(index)
+            yield np.full((request.height, request.width, 3), index % 255, dtype=np.uint8)
+
+    return Clip(
+        width=request.width, height=request.height, frame_count=request.frame_count, frames=frames()
+    )
+
+
+@pytest.fixture
+def make_worker(settings, store, tmp_path):
+    storage = LocalStorage(tmp_path / "files")
+
+    def make(behaviour, **overrides):
+        engine = ScriptedEngine(behaviour)
+        local = settings.model_copy(update={"engine": "scripted", **overrides})
+        router = EngineRouter(local, {"scripted": lambda _settings: engine})
+        return Worker(local, store, storage, router, worker_id="w1"), engine, storage
+
+    return make
+
+
+def submit(store, **params) -> str:
+    job_id = f"{uuid.uuid4()}:veo2"
+    store.create(
+        NewJob(
+            id=job_id,
+            model="veo2",
+            owner="o",
+            params={"model": "veo2", "prompt": "p", "duration": 5, **params},
+            seed=1,
+            credits=10,
+            video_token=uuid.uuid4().hex,
+        )
+    )
+    return job_id
+
+
+def test_completes_with_a_probed_video_and_loads_the_engine_once(make_worker, store) -> None:
+    worker, engine, storage = make_worker(frames_clip)
+    first, second = submit(store), submit(store, aspect_ratio="9:16")
+    assert worker.run_once() and worker.run_once() and not worker.run_once()
+    assert engine.loads == 1
+    for job_id, size in ((first, (1280, 720)), (second, (720, 1280))):
+        job = store.get(job_id)
+        assert job.status is JobStatus.COMPLETED and job.progress == 1.0
+        facts = probe_mp4(storage.local_path(job.video_key))
+        assert (facts.width, facts.height, facts.frame_count) == (*size, 120)
+        assert job.video_size == storage.size(job.video_key)
+        assert job.info["engine"] == "scripted"
+
+
+def test_engine_errors_reach_the_user_and_internal_ones_do_not(make_worker, store) -> None:
+    def refuse(request, progress):
+        raise GenerationFailed("the prompt asks for something this engine cannot draw")
+
+    def crash(request, progress):
+        raise RuntimeError("secret internal detail")
+
+    worker, _, _ = make_worker(refuse)
+    job_id = submit(store)
+    worker.run_once()
+    job = store.get(job_id)
+    assert (job.error_name, job.error_message) == (
+        "GenerationFailed",
+        "the prompt asks for something this engine cannot draw",
+    )
+
+    worker, _, _ = make_worker(crash)
+    job_id = submit(store)
+    worker.run_once()
+    job = store.get(job_id)
+    assert job.status is JobStatus.ERROR and job.error_name == "GenerationFailed"
+    assert "secret" not in job.error_message and job_id in job.error_message
+
+
+def test_wrong_frames_fail_the_job_and_leave_no_file(make_worker, store, tmp_path) -> None:
+    def short(request, progress):
+        frames = (np.zeros((request.height, request.width, 3), np.uint8) for _ in range(3))
+        return Clip(width=request.width, height=request.height, frame_count=120, frames=frames)
+
+    worker, _, storage = make_worker(short)
+    job_id = submit(store)
+    worker.run_once()
+    job = store.get(job_id)
+    assert job.status is JobStatus.ERROR and job.error_name == "GenerationFailed"
+    assert list(storage.temp_dir().iterdir()) == []
+    assert not (tmp_path / "files" / "videos").exists()
+
+
+def test_shutdown_hands_the_job_back(make_worker, store) -> None:
+    started = threading.Event()
+
+    def slow(request, progress):
+        return frames_clip(request, progress, on_frame=lambda i: (started.set(), time.sleep(0.01)))
+
+    worker, _, _ = make_worker(slow)
+    job_id = submit(store)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    started.wait(10)
+    worker.stop_event.set()
+    thread.join(10)
+    job = store.get(job_id)
+    assert job.status is JobStatus.QUEUED and job.attempts == 0 and job.worker_id is None
+
+
+def test_a_lost_lease_stops_the_job_without_finishing_it(make_worker, store, clock) -> None:
+    def slow(request, progress):
+        return frames_clip(request, progress, on_frame=lambda i: time.sleep(0.02))
+
+    worker, _, _ = make_worker(slow, lease_seconds=0.9)
+    job_id = submit(store)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    time.sleep(0.3)
+    clock.advance(3600)  # the lease runs out; another worker takes the job
+    stolen = store.claim("w2", lease_seconds=60, max_attempts=3)
+    assert stolen.id == job_id
+    thread.join(30)
+    job = store.get(job_id)
+    assert job.status is JobStatus.GENERATING and job.worker_id == "w2"
+
+
+def test_job_timeout(make_worker, store) -> None:
+    def slow(request, progress):
+        return frames_clip(request, progress, on_frame=lambda i: time.sleep(0.05))
+
+    worker, _, _ = make_worker(slow, job_timeout_seconds=0.3)
+    job_id = submit(store)
+    worker.run_once()
+    job = store.get(job_id)
+    assert job.status is JobStatus.ERROR
+    assert "longer than the 0.3 s limit" in job.error_message
