@@ -16,12 +16,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reelforge import __version__
 from reelforge.catalog.fields import describe
 from reelforge.errors import PayloadTooLarge, RateLimited, ReelforgeError
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
+VERSION_HEADER = "x-reelforge-version"
+"""Sent on every response, so clients can tell reelforge from the upstream API."""
 
 
 def request_id(request: Request) -> str:
@@ -109,6 +112,7 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 if not any(name.lower() == REQUEST_ID_HEADER.encode() for name, _ in headers):
                     headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                headers.append((VERSION_HEADER.encode(), __version__.encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from reelforge.api.deps import PrincipalDep, ServicesDep
 from reelforge.api.files import video_url
+from reelforge.api.longpoll import MAX_WAIT_SECONDS, wait_for_change
 from reelforge.api.schemas import ApiError, Generation, GenerationCreated, present
 from reelforge.catalog import MODELS
 from reelforge.catalog.validation import body_error
@@ -38,7 +39,14 @@ def _request_body_schema() -> dict[str, Any]:
 
 
 async def create_generation(
-    request: Request, services: ServicesDep, principal: PrincipalDep
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Makes retries safe: a repeated key (same body) returns the same task."),
+    ] = None,
 ) -> GenerationCreated:
     """Create a generation task; poll it with GET and the returned id."""
     raw = await request.body()
@@ -47,18 +55,37 @@ async def create_generation(
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         reason = getattr(error, "msg", "not UTF-8")
         raise body_error(f"the request body is not valid JSON ({reason})") from None
-    job = await run_in_threadpool(services.generations.submit, body, principal)
-    return GenerationCreated(id=job.id, status=job.status)
+    submitted = await run_in_threadpool(
+        lambda: services.generations.submit(body, principal, idempotency_key=idempotency_key)
+    )
+    if submitted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return GenerationCreated(id=submitted.job.id, status=submitted.job.status)
 
 
 async def get_generation(
     request: Request,
+    response: Response,
     services: ServicesDep,
     principal: PrincipalDep,
     generation_id: Annotated[str, Query(min_length=1, max_length=MAX_GENERATION_ID_CHARS)],
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description=(
+                "Long-poll (reelforge extension): hold the request up to this many seconds "
+                "and answer as soon as the status changes."
+            ),
+        ),
+    ] = None,
 ) -> Generation:
     """The state of a generation; when completed, ``video.url`` is ready to download."""
     job = await run_in_threadpool(services.generations.get, generation_id, principal)
+    if wait is not None:
+        response.headers["X-Reelforge-Wait"] = f"{wait:g}"
+        job = await wait_for_change(services.store, job, wait)
     return present(job, video_url(request, services.settings, job))
 
 

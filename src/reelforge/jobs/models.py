@@ -81,8 +81,15 @@ class JobRow(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """Facts to report back (seed used, prompt used, output size)."""
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    """The client's ``Idempotency-Key``: a retried create returns this job again."""
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 of the canonical request body, to refuse a key reused for another request."""
 
-    __table_args__ = (Index("ix_jobs_claim", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "created_at"),
+        Index("ux_jobs_idempotency", "owner", "idempotency_key", unique=True),
+    )
 
 
 class ApiKeyRow(Base):

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reelforge.jobs.models import JobRow, JobStatus, utcnow
@@ -54,6 +55,8 @@ class JobRecord:
     error_name: str | None
     error_message: str | None
     info: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
     @classmethod
     def from_row(cls, row: JobRow) -> JobRecord:
@@ -73,6 +76,8 @@ class NewJob:
     credits: int
     video_token: str
     info: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 class JobStore:
@@ -84,6 +89,8 @@ class JobStore:
         self._clock = clock
         self._changed = threading.Condition()
         self._skip_locked = engine.dialect.name == "postgresql"
+        self._watchers: dict[str, set[Callable[[], None]]] = {}
+        self._watchers_lock = threading.Lock()
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -95,6 +102,31 @@ class JobStore:
         with self._changed:
             self._changed.notify_all()
 
+    def watch(self, job_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) whenever this process changes the job.
+
+        Returns the function that stops watching. Changes made by other processes are not
+        seen here; long-polling readers re-read the job periodically for those.
+        """
+        with self._watchers_lock:
+            self._watchers.setdefault(job_id, set()).add(callback)
+
+        def unwatch() -> None:
+            with self._watchers_lock:
+                callbacks = self._watchers.get(job_id)
+                if callbacks is not None:
+                    callbacks.discard(callback)
+                    if not callbacks:
+                        del self._watchers[job_id]
+
+        return unwatch
+
+    def _changed_job(self, job_id: str) -> None:
+        with self._watchers_lock:
+            callbacks = list(self._watchers.get(job_id, ()))
+        for callback in callbacks:
+            callback()
+
     def wait_for_work(self, timeout: float) -> None:
         """Block until a job is created in this process or ``timeout`` seconds pass."""
         with self._changed:
@@ -103,6 +135,15 @@ class JobStore:
     # -- API side -----------------------------------------------------------------
 
     def create(self, job: NewJob) -> JobRecord:
+        """Insert a queued job.
+
+        With an ``idempotency_key`` that this owner already used, nothing is inserted and
+        the earlier job is returned instead (its ``id`` differs from ``job.id``).
+        """
+        if job.idempotency_key is not None:
+            existing = self.find_by_idempotency_key(job.owner, job.idempotency_key)
+            if existing is not None:
+                return existing
         now = self._clock()
         row = JobRow(
             id=job.id,
@@ -118,13 +159,31 @@ class JobStore:
             created_at=now,
             updated_at=now,
             info=job.info,
+            idempotency_key=job.idempotency_key,
+            request_hash=job.request_hash,
         )
-        with self._session() as session:
-            session.add(row)
-            session.flush()
-            record = JobRecord.from_row(row)
+        try:
+            with self._session() as session:
+                session.add(row)
+                session.flush()
+                record = JobRecord.from_row(row)
+        except IntegrityError:
+            # Two concurrent creates with one key: the other one won.
+            if job.idempotency_key is None:
+                raise
+            existing = self.find_by_idempotency_key(job.owner, job.idempotency_key)
+            if existing is None:
+                raise
+            return existing
         self.wake_all()
         return record
+
+    def find_by_idempotency_key(self, owner: str, key: str) -> JobRecord | None:
+        with self._session() as session:
+            row = session.scalar(
+                select(JobRow).where(JobRow.owner == owner, JobRow.idempotency_key == key)
+            )
+            return JobRecord.from_row(row) if row else None
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._session() as session:
@@ -173,7 +232,10 @@ class JobStore:
         )
         with self._session() as session:
             row = session.execute(statement).scalars().first()
-            return JobRecord.from_row(row) if row else None
+            record = JobRecord.from_row(row) if row else None
+        if record is not None:
+            self._changed_job(record.id)
+        return record
 
     def _fail_exhausted(self, now: datetime, max_attempts: int) -> None:
         statement = (
@@ -230,7 +292,10 @@ class JobStore:
             result = session.execute(
                 update(JobRow).where(self._owned(job_id, worker_id)).values(**values)
             )
-            return result.rowcount == 1
+            owned = result.rowcount == 1
+        if owned and (progress is not None or stage is not None):
+            self._changed_job(job_id)
+        return owned
 
     def complete(
         self,
@@ -283,7 +348,10 @@ class JobStore:
             result = session.execute(
                 update(JobRow).where(self._owned(job_id, worker_id)).values(**values)
             )
-            return result.rowcount == 1
+            finished = result.rowcount == 1
+        if finished:
+            self._changed_job(job_id)
+        return finished
 
     def release(self, job_id: str, worker_id: str) -> bool:
         """Hand a job back untouched (graceful shutdown); the claim does not count."""
@@ -303,6 +371,7 @@ class JobStore:
             )
             released = result.rowcount == 1
         if released:
+            self._changed_job(job_id)
             self.wake_all()
         return released
 
