@@ -1,27 +1,18 @@
-"""The ``reelforge`` command line. Every option also reads a ``REELFORGE_*`` variable."""
+"""Operator commands: ``serve``, ``keys``, ``db``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from reelforge.settings import Settings
+from reelforge.cli._app import app, console, err_console, print_table
+from reelforge.cli._app import settings_with as _settings
 
-app = typer.Typer(help="reelforge: self-hosted AI/ML API-compatible video generation.")
 keys_app = typer.Typer(help="Manage API keys (stored hashed; a key is shown once).")
 db_app = typer.Typer(help="Database schema.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _settings(**overrides: Any) -> Settings:
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
 @app.command()
@@ -75,7 +66,9 @@ def _key_store() -> Any:
 
 @keys_app.command("create")
 def keys_create(
-    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "default",
+    name: Annotated[
+        str, typer.Option(envvar="REELFORGE_KEY_NAME", help="A label to recognise the key by.")
+    ] = "default",
 ) -> None:
     """Create a key and print it (once)."""
     record, secret = _key_store().create(name)
@@ -90,13 +83,12 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (never the secrets)."""
-    table = Table("id", "name", "starts with", "created", "status")
+    rows = []
     for key in _key_store().list():
         status = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
-        table.add_row(
-            key.id, key.name, key.prefix + "…", f"{key.created_at:%Y-%m-%d %H:%M}", status
-        )
-    console.print(table)
+        created = f"{key.created_at:%Y-%m-%d %H:%M}"
+        rows.append([key.id, key.name, key.prefix + "…", created, status])
+    print_table(["id", "name", "starts with", "created", "status"], rows)
 
 
 @keys_app.command("revoke")
@@ -122,13 +114,3 @@ def db_upgrade() -> None:
     engine = make_engine(_settings().resolved_database_url)
     upgrade(engine)
     console.print(f"database schema at revision {current_revision(engine)}")
-
-
-def main() -> None:
-    from reelforge.errors import ReelforgeError
-
-    try:
-        app()
-    except ReelforgeError as error:
-        err_console.print(f"[red]error:[/] {error.message}", highlight=False)
-        raise SystemExit(1) from None
