@@ -61,6 +61,8 @@ class LiveServer:
             "REELFORGE_HOME": str(self.home),
             "REELFORGE_API_KEYS": ",".join(self.keys),
             "REELFORGE_LOG_LEVEL": "info",
+            # Tests check content and structure, not compression: encode fast.
+            "REELFORGE_ENCODER_PRESET": "ultrafast",
             **self.env,
         }
         log = self.log_path.open("ab")
@@ -194,6 +196,13 @@ def inspect_mp4(path: Path) -> VideoFacts:
             motion=motion,
             change_per_second=change,
         )
+
+
+def first_frame(mp4: bytes) -> np.ndarray:
+    """The first decoded frame of an MP4, without decoding the rest."""
+    with av.open(io.BytesIO(mp4)) as container:
+        frame = next(container.decode(video=0))
+        return frame.to_ndarray(format="rgb24")
 
 
 def download(url: str, target: Path) -> httpx.Response:
