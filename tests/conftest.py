@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from reelforge.jobs import JobStore, KeyStore, NewJob
 from reelforge.jobs.db import make_engine, upgrade
@@ -20,11 +23,54 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home", api_keys=[], _env_file=None)
 
 
+POSTGRES_ADMIN_URL = os.environ.get(
+    "REELFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+"""A PostgreSQL server the tests may create databases on (the machine runs one)."""
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty database for one test; its SQLAlchemy URL. Dropped afterwards."""
+    import psycopg
+
+    admin = make_url(POSTGRES_ADMIN_URL)
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"reelforge_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is needed at {POSTGRES_ADMIN_URL} (set REELFORGE_TEST_POSTGRES_URL): "
+            f"{error}"
+        )
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def db_engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
-    return engine
+def postgres_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_engine(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(settings.resolved_database_url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+        return
+    with fresh_postgres_database() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
 
 
 class FakeClock:

@@ -221,3 +221,56 @@ def difference(a: np.ndarray, b: np.ndarray, block: int = 8) -> float:
         return x.reshape(height // block, block, width // block, block, -1).mean(axis=(1, 3))
 
     return float(np.abs(pooled(a) - pooled(b)).mean())
+
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class WorkerProcess:
+    """``python -m reelforge worker`` in a subprocess (a worker "machine")."""
+
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 1
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "worker.log"
+
+    def start(self) -> WorkerProcess:
+        self.home.mkdir(parents=True, exist_ok=True)
+        python_path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
+        env = {
+            **os.environ,
+            "REELFORGE_HOME": str(self.home),
+            "REELFORGE_ENCODER_PRESET": "ultrafast",
+            "PYTHONPATH": python_path,
+            **self.env,
+        }
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "reelforge", "worker", "--concurrency", str(self.concurrency)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def signal(self, sig: int) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

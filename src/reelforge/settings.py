@@ -9,10 +9,10 @@ rather than read globally, so tests build components with their own settings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -37,8 +37,25 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL of the job store; default: SQLite at ``$REELFORGE_HOME/reelforge.db``."""
 
-    storage_dir: Path | None = None
-    """Where videos and staged inputs live; default: ``$REELFORGE_HOME/files``."""
+    auto_migrate: bool | None = None
+    """Migrate the schema on start; default: only for SQLite (one process owns it)."""
+
+    storage_url: str | None = None
+    """Where videos and staged inputs live: ``file:///path`` (default
+    ``$REELFORGE_HOME/files``) or ``s3://bucket/prefix``."""
+
+    s3_endpoint_url: str | None = None
+    """S3 API endpoint for MinIO, Ceph and other S3-compatible stores; default: AWS."""
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    """Credentials; default: the AWS credential chain (environment, profile, role)."""
+
+    video_urls: Literal["api", "presigned"] = "api"
+    """How ``video.url`` reaches the file: through this API (Range supported) or as a
+    presigned object-store URL that expires (S3 only)."""
+    presign_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    """Lifetime of presigned video URLs."""
 
     public_url: str | None = None
     """Base URL used in ``video.url``; default: taken from each request."""
@@ -72,6 +89,15 @@ class Settings(BaseSettings):
     job_timeout_seconds: float = Field(default=3600.0, gt=0.0)
     """Wall-clock limit of one generation attempt."""
 
+    worker_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    """Names this machine in worker ids (default: the host name). Jobs of a dead worker
+    process with this same name are re-run at once when a worker starts here; others wait
+    for their lease to expire."""
+
+    drain_seconds: float = Field(default=30.0, ge=0.0, le=24 * 3600.0)
+    """On SIGTERM, how long a worker may keep working on its current job before it hands
+    the job back for another worker to run."""
+
     fetch_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Networks (CIDR) or host names that image fetches may reach despite being internal."""
 
@@ -95,5 +121,5 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.home / 'reelforge.db'}"
 
     @property
-    def resolved_storage_dir(self) -> Path:
-        return self.storage_dir or self.home / "files"
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.home / "files").resolve().as_uri()

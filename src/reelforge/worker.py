@@ -60,14 +60,15 @@ class ShuttingDown(JobInterrupted):
     pass
 
 
-def make_worker_id(index: int) -> str:
-    return f"{HOSTNAME}:{os.getpid()}:{INSTANCE}:{index}"
+def make_worker_id(index: int, host: str = HOSTNAME) -> str:
+    """``host:pid:instance:index``; ``host`` must not contain ``:``."""
+    return f"{host}:{os.getpid()}:{INSTANCE}:{index}"
 
 
-def is_dead_local_worker(worker_id: str) -> bool:
+def is_dead_local_worker(worker_id: str, host: str = HOSTNAME) -> bool:
     """Whether ``worker_id`` names a worker process on this machine that no longer runs."""
     parts = worker_id.split(":")
-    if len(parts) != 4 or parts[0] != HOSTNAME or not parts[1].isdigit():
+    if len(parts) != 4 or parts[0] != host or not parts[1].isdigit():
         return False
     pid, instance = int(parts[1]), parts[2]
     if pid == os.getpid():
@@ -127,7 +128,8 @@ class _Tracker:
 
     def report(self, fraction: float, stage: str) -> None:
         """Progress of the whole job; raises to stop the engine when it must stop."""
-        if self._worker.stop_event.is_set():
+        worker = self._worker
+        if worker.stop_event.is_set() and time.monotonic() >= worker.drain_until:
             raise ShuttingDown()
         if self._lost.is_set():
             raise LeaseLost()
@@ -164,6 +166,8 @@ class Worker:
         self.policy = policy or FetchPolicy.from_settings(settings)
         self.worker_id = worker_id or make_worker_id(0)
         self.stop_event = stop_event or threading.Event()
+        self.drain_until = 0.0
+        """After ``stop_event``, the running job may go on until this ``time.monotonic()``."""
 
     def run(self) -> None:
         """Process jobs until ``stop_event`` is set."""
@@ -306,13 +310,14 @@ class WorkerPool:
         self.stop_event = threading.Event()
         self._store = store
         self._engines = engines
+        self._host = settings.worker_name or HOSTNAME
         self._workers = [
             Worker(
                 settings,
                 store,
                 storage,
                 engines,
-                worker_id=make_worker_id(index),
+                worker_id=make_worker_id(index, self._host),
                 stop_event=self.stop_event,
             )
             for index in range(count)
@@ -320,7 +325,9 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        recovered = self._store.expire_leases(is_dead_local_worker)
+        recovered = self._store.expire_leases(
+            lambda worker_id: is_dead_local_worker(worker_id, self._host)
+        )
         if recovered:
             log.info("re-queued jobs of stopped local workers", extra={"count": recovered})
         for worker in self._workers:
@@ -328,10 +335,30 @@ class WorkerPool:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def request_stop(self, drain_seconds: float = 0.0) -> None:
+        """Stop claiming; running jobs may finish within ``drain_seconds``, else go back.
+
+        Calling it again with a shorter drain (a second Ctrl-C) shortens the wait.
+        """
+        until = time.monotonic() + drain_seconds
+        for worker in self._workers:
+            worker.drain_until = min(worker.drain_until, until) if self.stopping else until
         self.stop_event.set()
         self._store.wake_all()
-        deadline = time.monotonic() + timeout
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker threads; ``True`` when all have ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(remaining)
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def stop(self, drain_seconds: float = 0.0, grace_seconds: float = 30.0) -> None:
+        self.request_stop(drain_seconds)
+        self.join(drain_seconds + grace_seconds)
         self._engines.close()

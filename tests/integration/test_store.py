@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -152,3 +153,50 @@ def test_keys_are_hashed_and_revocable(keys, db_engine) -> None:
     keys.revoke(record.id)
     assert keys.authenticate(secret) is None
     assert [key.active for key in keys.list()] == [False]
+
+
+def test_postgres_notifications_cross_processes(postgres_url) -> None:
+    """Two stores on separate engines stand for two machines sharing one database."""
+    from reelforge.jobs import NewJob
+    from reelforge.jobs.db import make_engine, upgrade
+
+    api_side, worker_side = make_engine(postgres_url), make_engine(postgres_url)
+    upgrade(api_side)
+    api, worker = JobStore(api_side), JobStore(worker_side)
+    worker.start_listening()
+    api.start_listening()
+    try:
+        woke = threading.Event()
+
+        def idle_worker() -> None:
+            worker.wait_for_work(timeout=20)
+            woke.set()
+
+        threading.Thread(target=idle_worker, daemon=True).start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        job = api.create(
+            NewJob(
+                id="n1:veo2",
+                model="veo2",
+                owner="o",
+                params={},
+                seed=1,
+                credits=1,
+                video_token="t",
+            )
+        )
+        assert woke.wait(5), "the idle worker was not woken by the new job"
+        print(f"cross-process wake-up after {(time.monotonic() - started) * 1000:.0f} ms")
+
+        changed = threading.Event()
+        unwatch = api.watch(job.id, changed.set)
+        claimed = worker.claim("w1", lease_seconds=30, max_attempts=3)
+        assert claimed.id == job.id
+        assert changed.wait(5), "the API side did not hear about the claim"
+        unwatch()
+    finally:
+        worker.stop_listening()
+        api.stop_listening()
+        api_side.dispose()
+        worker_side.dispose()

@@ -18,9 +18,9 @@ from reelforge.api.errors import RequestContextMiddleware, install_error_handler
 from reelforge.catalog import MODELS
 from reelforge.engines import EngineRouter
 from reelforge.generations import Generations
-from reelforge.jobs import JobStore, KeyStore
-from reelforge.jobs.db import ensure_schema, make_engine
+from reelforge.jobs import KeyStore
 from reelforge.media.netguard import FetchPolicy
+from reelforge.runtime import open_job_store
 from reelforge.settings import Settings
 from reelforge.storage import Storage, open_storage
 from reelforge.worker import WorkerPool
@@ -29,18 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def build_services(settings: Settings, *, auto_migrate: bool | None = None) -> Services:
-    """Open the database (migrating a default SQLite one) and storage."""
-    engine = make_engine(settings.resolved_database_url)
-    if auto_migrate is None:
-        auto_migrate = engine.dialect.name == "sqlite"
-    ensure_schema(engine, auto_migrate=auto_migrate)
-    store = JobStore(engine)
+    """Open the database (see ``runtime.open_job_store`` on migrations) and storage."""
+    store = open_job_store(settings, auto_migrate=auto_migrate)
     storage: Storage = open_storage(settings)
     generations = Generations(settings, store, storage, FetchPolicy.from_settings(settings))
     return Services(
         settings=settings,
         store=store,
-        keys=KeyStore(engine, settings.api_keys),
+        keys=KeyStore(store.engine, settings.api_keys),
         storage=storage,
         generations=generations,
     )
@@ -54,6 +50,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(services.store.start_listening)
         pool = None
         if settings.workers > 0:
             pool = WorkerPool(settings, services.store, services.storage, engines, settings.workers)
@@ -62,7 +59,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
         finally:
             if pool is not None:
-                await run_in_threadpool(pool.stop)
+                await run_in_threadpool(pool.stop, settings.drain_seconds)
+            services.store.stop_listening()
 
     app = FastAPI(
         title="reelforge",

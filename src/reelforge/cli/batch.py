@@ -152,7 +152,7 @@ def batch(
     concurrency: Annotated[
         int,
         typer.Option(
-            "--concurrency", envvar="REELFORGE_CONCURRENCY", min=1, max=64, help="In flight."
+            "--concurrency", envvar="REELFORGE_BATCH_CONCURRENCY", min=1, max=64, help="In flight."
         ),
     ] = 4,
     base_url: BaseUrlOption = None,

@@ -114,3 +114,67 @@ def db_upgrade() -> None:
     engine = make_engine(_settings().resolved_database_url)
     upgrade(engine)
     console.print(f"database schema at revision {current_revision(engine)}")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            envvar="REELFORGE_WORKER_CONCURRENCY",
+            min=1,
+            max=64,
+            help="Jobs run at once by this process.",
+        ),
+    ] = 1,
+) -> None:
+    """Run workers without the API, on any machine that reaches the database and storage.
+
+    SIGTERM or Ctrl-C stops claiming and lets the running jobs finish within
+    REELFORGE_DRAIN_SECONDS, then hands the rest back; a second signal hands back at once.
+    """
+    import signal
+    import threading
+
+    from reelforge.engines import EngineRouter
+    from reelforge.logs import configure_logging
+    from reelforge.runtime import open_job_store
+    from reelforge.storage import open_storage
+    from reelforge.worker import WorkerPool
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    store = open_job_store(settings)
+    engines = EngineRouter(settings)
+    pool = WorkerPool(settings, store, open_storage(settings), engines, concurrency)
+    signals = 0
+
+    def on_signal(number: int, _frame: object) -> None:
+        nonlocal signals
+        signals += 1
+        drain = settings.drain_seconds if signals == 1 else 0.0
+        err_console.print(
+            f"{signal.Signals(number).name}: stopping; running jobs get {drain:g} s "
+            "to finish before they are handed back",
+            highlight=False,
+        )
+        pool.request_stop(drain)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    store.start_listening()
+    pool.start()
+    err_console.print(
+        f"reelforge worker running {concurrency} job(s) at a time "
+        f"(engine {settings.engine}, pid {threading.get_native_id()})",
+        highlight=False,
+    )
+    try:
+        while not pool.join(timeout=0.5):
+            pass
+    finally:
+        engines.close()
+        store.stop_listening()
+    err_console.print("reelforge worker stopped", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable
 
@@ -29,6 +30,21 @@ ENGINE_FACTORIES: dict[str, Callable[[Settings], Engine]] = {"preview": _preview
 """Engines by configuration name; heavy engines import their libraries lazily."""
 
 
+def _import_factory(name: str) -> Callable[[Settings], Engine]:
+    """A custom engine named ``package.module:factory`` (called with the settings)."""
+    module_name, _, attribute = name.partition(":")
+    if not attribute:
+        known = ", ".join(sorted(ENGINE_FACTORIES))
+        raise ServiceUnavailable(
+            f"engine '{name}' is not available; built-in engines: {known}, "
+            "or name a custom one as 'package.module:factory'"
+        )
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ServiceUnavailable(f"engine '{name}' could not be loaded: {error}") from None
+
+
 class EngineRouter:
     """Maps a model to its engine; each engine is built and loaded once per worker process."""
 
@@ -50,9 +66,7 @@ class EngineRouter:
         with self._lock:
             engine = self._engines.get(name)
             if engine is None:
-                factory = self._factories.get(name)
-                if factory is None:
-                    raise ServiceUnavailable(f"engine '{name}' is not available")
+                factory = self._factories.get(name) or _import_factory(name)
                 engine = factory(self._settings)
                 engine.load()
                 self._engines[name] = engine

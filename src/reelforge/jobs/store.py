@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reelforge.jobs.models import JobRow, JobStatus, utcnow
+from reelforge.jobs.notify import CHANNEL, NEW_WORK, PgListener, job_payload
 
 CRASHED_NAME = "WorkerCrashed"
 
@@ -91,11 +92,35 @@ class JobStore:
         self._skip_locked = engine.dialect.name == "postgresql"
         self._watchers: dict[str, set[Callable[[], None]]] = {}
         self._watchers_lock = threading.Lock()
+        self._postgres = engine.dialect.name == "postgresql"
+        self._listener: PgListener | None = None
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    def start_listening(self) -> None:
+        """Hear about changes made by other processes (PostgreSQL; SQLite relies on polling)."""
+        if self._postgres and self._listener is None:
+            self._listener = PgListener(
+                self.engine, on_new_work=self.wake_all, on_job_changed=self._changed_job
+            )
+            self._listener.start()
+
+    def stop_listening(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+
+    def _publish(self, session: Session, *payloads: str) -> None:
+        """Tell other processes, on commit of ``session`` (PostgreSQL only)."""
+        if self._postgres:
+            for payload in payloads:
+                session.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": CHANNEL, "payload": payload},
+                )
 
     def wake_all(self) -> None:
         """Wake workers of this process waiting in :meth:`wait_for_work`."""
@@ -167,6 +192,7 @@ class JobStore:
                 session.add(row)
                 session.flush()
                 record = JobRecord.from_row(row)
+                self._publish(session, NEW_WORK)
         except IntegrityError:
             # Two concurrent creates with one key: the other one won.
             if job.idempotency_key is None:
@@ -233,6 +259,8 @@ class JobStore:
         with self._session() as session:
             row = session.execute(statement).scalars().first()
             record = JobRecord.from_row(row) if row else None
+            if record is not None:
+                self._publish(session, job_payload(record.id))
         if record is not None:
             self._changed_job(record.id)
         return record
@@ -258,9 +286,13 @@ class JobStore:
                 completed_at=now,
                 updated_at=now,
             )
+            .returning(JobRow.id)
         )
         with self._session() as session:
-            session.execute(statement)
+            given_up = list(session.execute(statement).scalars())
+            self._publish(session, *(job_payload(job_id) for job_id in given_up))
+        for job_id in given_up:
+            self._changed_job(job_id)
 
     def _owned(self, job_id: str, worker_id: str) -> Any:
         return and_(
@@ -293,6 +325,8 @@ class JobStore:
                 update(JobRow).where(self._owned(job_id, worker_id)).values(**values)
             )
             owned = result.rowcount == 1
+            if owned and (progress is not None or stage is not None):
+                self._publish(session, job_payload(job_id))
         if owned and (progress is not None or stage is not None):
             self._changed_job(job_id)
         return owned
@@ -349,6 +383,8 @@ class JobStore:
                 update(JobRow).where(self._owned(job_id, worker_id)).values(**values)
             )
             finished = result.rowcount == 1
+            if finished:
+                self._publish(session, job_payload(job_id))
         if finished:
             self._changed_job(job_id)
         return finished
@@ -370,6 +406,8 @@ class JobStore:
                 update(JobRow).where(self._owned(job_id, worker_id)).values(**values)
             )
             released = result.rowcount == 1
+            if released:
+                self._publish(session, NEW_WORK, job_payload(job_id))
         if released:
             self._changed_job(job_id)
             self.wake_all()
@@ -395,6 +433,7 @@ class JobStore:
                     .where(JobRow.id.in_(dead), JobRow.status == JobStatus.GENERATING)
                     .values(lease_expires_at=now - timedelta(seconds=1), updated_at=now)
                 )
+                self._publish(session, NEW_WORK)
         if dead:
             self.wake_all()
         return len(dead)
