@@ -86,7 +86,9 @@ async def get_generation(
     if wait is not None:
         response.headers["X-Reelforge-Wait"] = f"{wait:g}"
         job = await wait_for_change(services.store, job, wait)
-    return present(job, video_url(request, services.settings, job))
+    # Presigning may look up cloud credentials (blocking) the first time.
+    url = await run_in_threadpool(video_url, request, services.settings, services.storage, job)
+    return present(job, url)
 
 
 router = APIRouter(tags=["generations"])

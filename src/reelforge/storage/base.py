@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Generator
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from reelforge.errors import NotFound
 
@@ -17,6 +18,20 @@ def check_key(key: str) -> str:
     if len(key) > MAX_KEY_CHARS or not _KEY.match(key) or ".." in key.split("/"):
         raise NotFound("no such file")
     return key
+
+
+class ObjectRange(NamedTuple):
+    """Part of a stored object being read: the bytes come as ``chunks``.
+
+    ``chunks`` holds an open file or connection until exhausted; call ``chunks.close()``
+    when stopping early.
+    """
+
+    chunks: Generator[bytes, None, None]
+    total_size: int
+    """Size of the whole object."""
+    content_length: int
+    """Bytes ``chunks`` yields."""
 
 
 class Storage(Protocol):
@@ -40,4 +55,15 @@ class Storage(Protocol):
 
     def temp_dir(self) -> Path:
         """A directory for work files, on the same filesystem as local storage if any."""
+        ...
+
+    def open_range(self, key: str, start: int | None, end: int | None) -> ObjectRange:
+        """Stream bytes ``start`` to ``end``, both inclusive (``None``: from the first, to
+        the last byte). An ``end`` past the object is clipped; a ``start`` at or past the
+        end reads nothing. Raises ``NotFound`` when the object does not exist."""
+        ...
+
+    def presigned_url(self, key: str, expires_seconds: int) -> str | None:
+        """A URL that fetches the object without credentials until it expires, or
+        ``None`` when the backend cannot make one (local storage)."""
         ...

@@ -6,10 +6,14 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
+from typing import BinaryIO
 
 from reelforge.errors import NotFound
-from reelforge.storage.base import check_key
+from reelforge.storage.base import ObjectRange, check_key
+
+READ_CHUNK_BYTES = 256 * 2**10
 
 
 class LocalStorage:
@@ -72,3 +76,28 @@ class LocalStorage:
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None
+
+    def open_range(self, key: str, start: int | None, end: int | None) -> ObjectRange:
+        try:
+            handle = self._path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound("no such file") from None
+        total = os.fstat(handle.fileno()).st_size
+        first = max(0, start or 0)
+        last = total - 1 if end is None else min(end, total - 1)
+        length = max(0, last - first + 1)
+        handle.seek(first)
+        return ObjectRange(_read(handle, length), total, length)
+
+    def presigned_url(self, key: str, expires_seconds: int) -> str | None:
+        return None
+
+
+def _read(handle: BinaryIO, length: int) -> Generator[bytes, None, None]:
+    with handle:
+        while length > 0:
+            chunk = handle.read(min(READ_CHUNK_BYTES, length))
+            if not chunk:
+                return
+            length -= len(chunk)
+            yield chunk
