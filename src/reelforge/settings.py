@@ -8,16 +8,56 @@ rather than read globally, so tests build components with their own settings.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("reelforge", appauthor=False))
+
+
+CONFIG_ENV = "REELFORGE_CONFIG"
+DEFAULT_CONFIG_FILE = "reelforge.toml"
+
+
+def config_file() -> Path | None:
+    """``$REELFORGE_CONFIG`` (which must exist), else ``./reelforge.toml`` if present."""
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ValueError(f"{CONFIG_ENV} names {path}, which is not a file")
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _split_pairs(value: object) -> object:
+    """``"a=x,b=y"`` (or JSON) into a dict, so maps fit in one environment variable."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        return json.loads(text)
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise ValueError(f"expected model=value pairs separated by commas, got {item!r}")
+        pairs[key.strip()] = val.strip()
+    return pairs
 
 
 def _split_csv(value: object) -> object:
@@ -69,7 +109,65 @@ class Settings(BaseSettings):
     """Generation threads started by ``serve`` (0 runs the API alone)."""
 
     engine: str = "preview"
-    """Engine that serves every model unless overridden."""
+    """Engine that serves every model unless ``model_engines`` says otherwise: ``preview``,
+    ``diffusers``, ``aimlapi``, ``google`` or a custom ``package.module:factory``."""
+
+    model_engines: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Per-model engines, e.g. ``veo2=diffusers,google/veo-3.0-i2v=aimlapi``."""
+
+    # -- prompt enhancement (local engines) ----------------------------------------------
+    enhancer: Literal["builtin", "llm", "off"] = "builtin"
+    """How ``enhance_prompt: true`` is honoured by local engines."""
+    enhancer_url: str | None = None
+    """OpenAI-compatible chat completions endpoint (``.../v1``) for ``enhancer = llm``."""
+    enhancer_key: SecretStr | None = None
+    enhancer_model: str = "gpt-4o-mini"
+    enhancer_timeout_seconds: float = Field(default=15.0, gt=0.0, le=300.0)
+
+    # -- diffusers engine ----------------------------------------------------------------
+    diffusers_model_path: str | None = None
+    """Local directory or Hugging Face repo id of the pipeline serving all models."""
+    diffusers_models: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Per-model pipelines, e.g. ``veo2=/models/Wan2.1-T2V-1.3B-Diffusers``."""
+    diffusers_allow_download: bool = False
+    """Fetch missing weights from the Hugging Face Hub at run time (off: local files only)."""
+    diffusers_device: str | None = None
+    """``cuda``, ``cuda:1``, ``cpu``...; default: CUDA when available."""
+    diffusers_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    diffusers_steps: int | None = Field(default=None, ge=1, le=200)
+    """Denoising steps; default: the family's recommendation."""
+    diffusers_guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
+    diffusers_cpu_offload: Literal["none", "model", "sequential"] = "none"
+    """Offload weights to the CPU to fit small GPUs (``sequential`` fits least memory, slowest)."""
+    diffusers_vae_tiling: bool = False
+    """Decode the video in tiles: less GPU memory at high resolutions, a little slower."""
+    diffusers_attention_backend: str | None = None
+    """diffusers attention backend, e.g. ``flash`` or ``sage`` (needs the package)."""
+    diffusers_cache: Literal["none", "first_block", "taylorseer"] = "none"
+    """Reuse computation between denoising steps: faster, slightly different output."""
+    diffusers_audio_model_path: str | None = None
+    """A text-to-audio pipeline (e.g. Stable Audio Open) for ``generate_audio``."""
+
+    # -- aimlapi engine (the real Veo through the AI/ML API) ------------------------------
+    aimlapi_key: SecretStr | None = None
+    aimlapi_base_url: str = "https://api.aimlapi.com"
+    """The API root; ``/v2/video/generations`` is appended."""
+    aimlapi_poll_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    aimlapi_timeout_seconds: float = Field(default=1800.0, gt=0.0)
+    """How long an upstream generation may take before the job fails."""
+    max_video_bytes: int = Field(default=1024 * 2**20, gt=0)
+    """Largest video an upstream engine may download."""
+
+    # -- google engine (Veo through Google's API) ------------------------------------------
+    google_api_key: SecretStr | None = None
+    """Gemini API key; alternatively use Vertex AI (project and location)."""
+    google_vertex_project: str | None = None
+    google_vertex_location: str = "us-central1"
+    google_base_url: str | None = None
+    """Override of the API endpoint (proxies, tests)."""
+    google_models: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Google model ids by published model; defaults in the engine's documentation."""
+    google_poll_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
 
     preview_latency_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
     """Extra time the preview engine spends per job, to emulate a real model's latency."""
@@ -115,6 +213,27 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("model_engines", "diffusers_models", "google_models", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        return _split_pairs(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then ``REELFORGE_*`` variables, then the TOML file, then defaults."""
+        sources = [init_settings, env_settings]
+        config = config_file()
+        if config is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+        return tuple(sources)
 
     @property
     def resolved_database_url(self) -> str:

@@ -26,7 +26,30 @@ def _preview(settings: Settings) -> Engine:
     return PreviewEngine(latency_seconds=settings.preview_latency_seconds)
 
 
-ENGINE_FACTORIES: dict[str, Callable[[Settings], Engine]] = {"preview": _preview}
+def _diffusers(settings: Settings) -> Engine:
+    from reelforge.engines.diffusers import DiffusersEngine
+
+    return DiffusersEngine.from_settings(settings)
+
+
+def _aimlapi(settings: Settings) -> Engine:
+    from reelforge.engines.aimlapi import AimlapiEngine
+
+    return AimlapiEngine.from_settings(settings)
+
+
+def _google(settings: Settings) -> Engine:
+    from reelforge.engines.google import GoogleEngine
+
+    return GoogleEngine.from_settings(settings)
+
+
+ENGINE_FACTORIES: dict[str, Callable[[Settings], Engine]] = {
+    "preview": _preview,
+    "diffusers": _diffusers,
+    "aimlapi": _aimlapi,
+    "google": _google,
+}
 """Engines by configuration name; heavy engines import their libraries lazily."""
 
 
@@ -59,7 +82,7 @@ class EngineRouter:
         self._lock = threading.Lock()
 
     def engine_name(self, model: str) -> str:
-        return self._settings.engine
+        return self._settings.model_engines.get(model, self._settings.engine)
 
     def for_model(self, model: str) -> Engine:
         name = self.engine_name(model)

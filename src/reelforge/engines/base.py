@@ -8,10 +8,10 @@ already encoded MP4 (upstream engines that download a finished video).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,8 +22,27 @@ FPS = 24
 
 AUDIO_SAMPLE_RATE_HZ = 48_000
 
-Progress = Callable[[float, str], None]
-"""Called with a fraction in [0, 1] and a short stage name ("rendering", "encoding")."""
+
+class Progress(Protocol):
+    """Reports progress: a fraction in [0, 1] and a short stage ("loading", "denoising").
+
+    It raises to stop the engine (shutdown, lost lease, timeout): engines must let its
+    exceptions propagate. Plain functions of ``(fraction, stage)`` satisfy it.
+    """
+
+    def __call__(self, fraction: float, stage: str) -> None: ...
+
+
+def save_engine_state(progress: Progress, state: Mapping[str, Any]) -> None:
+    """Persist small JSON-able resume state for this job (e.g. an upstream task id).
+
+    A later attempt of the same job (after a crash) receives it as
+    ``GenerationRequest.engine_state``, so an upstream engine resumes polling instead of
+    paying for a second generation. A no-op where the caller keeps no state.
+    """
+    saver = getattr(progress, "save_state", None)
+    if saver is not None:
+        saver(dict(state))
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,14 @@ class GenerationRequest:
     enhance_prompt: bool = True
     generate_audio: bool = False
     fps: int = FPS
+    aspect_ratio: str = "16:9"
+    """The resolved published aspect ratio (``auto`` already decided from the image)."""
+    resolution: str = "720P"
+    original_prompt: str | None = None
+    """The user's prompt when ``prompt`` is an enhanced version of it."""
+    job_id: str = ""
+    engine_state: Mapping[str, Any] = field(default_factory=dict)
+    """What this engine saved with ``save_engine_state`` during an earlier attempt."""
 
     @property
     def frame_count(self) -> int:
@@ -79,15 +106,25 @@ class Clip:
     audio: Audio | None = None
     file: Path | None = None
     extra: dict[str, object] = field(default_factory=dict)
-    """Facts worth reporting to the user, e.g. ``{"prompt_used": ...}``."""
+    """Facts worth reporting to the user, e.g. ``{"prompt_used": ...}``. The key
+    ``credits_used`` (a number) replaces the price table's charge (upstream engines)."""
 
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What an engine can do; the router and ``/v2/models`` report it."""
+
     models: frozenset[str]
     text_to_video: bool = True
     image_to_video: bool = True
     audio: bool = False
+    sizes: frozenset[tuple[int, int]] | None = None
+    """Output sizes it makes natively (``None``: any; others are resampled)."""
+    durations: frozenset[int] | None = None
+    """Durations in seconds it supports (``None``: all the published ones)."""
+    enhances_prompt: bool = False
+    """True when the engine enhances prompts itself (upstreams): reelforge passes the
+    ``enhance_prompt`` flag through instead of enhancing locally."""
 
 
 @runtime_checkable
