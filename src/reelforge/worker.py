@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +34,7 @@ from reelforge.media.encode import encode_mp4
 from reelforge.media.fit import aspect_for
 from reelforge.media.images import decode_image, load_image
 from reelforge.media.netguard import FetchPolicy
+from reelforge.prompts import build_enhancer
 from reelforge.settings import Settings
 from reelforge.storage import Storage
 
@@ -140,11 +142,26 @@ class _Tracker:
         if fraction != self._progress or stage != self._stage:
             self._progress, self._stage, self._dirty = fraction, stage, True
 
-    def scaled(self, start: float, end: float) -> Any:
-        def progress(fraction: float, stage: str) -> None:
-            self.report(start + (end - start) * fraction, stage)
+    def save_state(self, state: Mapping[str, Any]) -> None:
+        """Keep an engine's resume state with the job (e.g. an upstream task id)."""
+        if not self._worker.store.save_engine_state(self._job.id, self._worker.worker_id, state):
+            raise LeaseLost()
 
-        return progress
+    def scaled(self, start: float, end: float) -> _ScaledProgress:
+        return _ScaledProgress(self, start, end)
+
+
+class _ScaledProgress:
+    """The ``Progress`` handed to an engine: its [0, 1] maps onto part of the job's bar."""
+
+    def __init__(self, tracker: _Tracker, start: float, end: float) -> None:
+        self._tracker, self._start, self._end = tracker, start, end
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        self._tracker.report(self._start + (self._end - self._start) * fraction, stage)
+
+    def save_state(self, state: Mapping[str, Any]) -> None:
+        self._tracker.save_state(state)
 
 
 class Worker:
@@ -168,6 +185,7 @@ class Worker:
         self.stop_event = stop_event or threading.Event()
         self.drain_until = 0.0
         """After ``stop_event``, the running job may go on until this ``time.monotonic()``."""
+        self.enhancer = build_enhancer(settings)
 
     def run(self) -> None:
         """Process jobs until ``stop_event`` is set."""
@@ -200,8 +218,14 @@ class Worker:
         try:
             with _Tracker(self, job) as tracker:
                 size, info = self._generate(job, tracker, work)
+            credits = info.pop("credits_used", None)
             finished = self.store.complete(
-                job.id, self.worker_id, video_key=video_key(job), video_size=size, info=info
+                job.id,
+                self.worker_id,
+                video_key=video_key(job),
+                video_size=size,
+                info=info,
+                credits=round(credits) if isinstance(credits, int | float) else None,
             )
             log.info(
                 "job completed",
@@ -245,10 +269,19 @@ class Worker:
             for field, reference in params.image_refs().items()
         }
         first = images.get("image_url")
-        width, height = spec.frame_size(params, aspect_for(first) if first else None)
+        aspect = params.aspect_ratio
+        if aspect == "auto":
+            aspect = aspect_for(first) if first else "16:9"
+        width, height = spec.frame_size(params, aspect)
+        engine = self.engines.for_model(job.model)
+        prompt = params.prompt
+        if params.enhance_prompt and not engine.capabilities().enhances_prompt:
+            tracker.report(PROGRESS_INPUTS / 2, "enhancing prompt")
+            prompt = self.enhancer.enhance(params.prompt, image_input=first is not None)
         request = GenerationRequest(
             model=job.model,
-            prompt=params.prompt,
+            prompt=prompt,
+            original_prompt=params.prompt if prompt != params.prompt else None,
             negative_prompt=params.negative_prompt,
             duration_seconds=params.duration,
             width=width,
@@ -256,8 +289,11 @@ class Worker:
             seed=job.seed,
             enhance_prompt=params.enhance_prompt,
             generate_audio=params.wants_audio,
+            aspect_ratio=aspect,
+            resolution=params.resolution_name,
+            job_id=job.id,
+            engine_state=dict(job.info.get("engine_state") or {}),
         )
-        engine = self.engines.for_model(job.model)
         progress = tracker.scaled(PROGRESS_INPUTS, PROGRESS_STORING)
         clip = engine.generate(request, Inputs(first, images.get("tail_image_url")), progress)
         if clip.file is not None:
@@ -275,6 +311,7 @@ class Worker:
             "duration": params.duration,
             "has_audio": clip.audio is not None,
             "engine": engine.name,
+            "prompt_used": prompt,
             **clip.extra,
         }
         return size, info

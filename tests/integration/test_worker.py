@@ -179,3 +179,39 @@ def test_job_timeout(make_worker, store) -> None:
     job = store.get(job_id)
     assert job.status is JobStatus.ERROR
     assert "longer than the 0.3 s limit" in job.error_message
+
+
+def test_engine_state_survives_to_the_next_attempt_and_credits_are_reported(
+    make_worker, store, clock
+) -> None:
+    from reelforge.engines.base import save_engine_state
+
+    seen_states = []
+
+    def upstreamish(request, progress):
+        seen_states.append(dict(request.engine_state))
+        if not request.engine_state:
+            save_engine_state(progress, {"upstream_id": "up-1"})
+            raise RuntimeError("the worker 'crashes' after creating the upstream task")
+        clip = frames_clip(request, progress)
+        clip.extra["credits_used"] = 42
+        return clip
+
+    worker, _, _ = make_worker(upstreamish)
+    job_id = submit(store)
+    job = store.claim("w1", lease_seconds=30, max_attempts=3)
+    with pytest.raises(RuntimeError):
+        worker._generate(job, _tracker_for(worker, job), worker.storage.temp_dir() / "x.mp4")
+    assert store.get(job_id).info["engine_state"] == {"upstream_id": "up-1"}
+    clock.advance(60)  # the lease runs out, as if the worker had died
+    assert worker.run_once()
+    job = store.get(job_id)
+    assert seen_states == [{}, {"upstream_id": "up-1"}]
+    assert job.status is JobStatus.COMPLETED
+    assert job.credits == 42
+
+
+def _tracker_for(worker, job):
+    from reelforge.worker import _Tracker
+
+    return _Tracker(worker, job)

@@ -15,7 +15,7 @@ from reelforge import __version__
 from reelforge.api import files, routes
 from reelforge.api.deps import Services, ServicesDep
 from reelforge.api.errors import RequestContextMiddleware, install_error_handlers
-from reelforge.catalog import MODELS
+from reelforge.catalog import MODELS, describe_model
 from reelforge.engines import EngineRouter
 from reelforge.generations import Generations
 from reelforge.jobs import KeyStore
@@ -86,6 +86,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "jobs": services.store.count_by_status(),
             "workers": settings.workers,
             "models": {name: {"engine": engines.engine_name(name)} for name in MODELS},
+        }
+
+    @app.get("/v2/models", tags=["generations"], summary="Models, parameters, prices, engines")
+    def list_models() -> dict[str, Any]:
+        return {
+            "data": [
+                describe_model(spec, engines.engine_name(spec.name)) for spec in MODELS.values()
+            ]
         }
 
     @app.get("/", include_in_schema=False)

@@ -55,6 +55,10 @@ class Generation(BaseModel):
     progress: float = Field(description="Percent done, 0-100.")
     stage: str | None = None
     seed: int = Field(description="Seed used; reuse it to reproduce the video.")
+    prompt_used: str | None = Field(
+        default=None, description="The prompt the engine received (after enhancement)."
+    )
+    engine: str | None = Field(default=None, description="The engine that made the video.")
 
 
 class ApiError(BaseModel):
@@ -96,4 +100,6 @@ def present(job: JobRecord, video_url: str | None) -> Generation:
         progress=round(job.progress * 100, 1),
         stage=job.stage,
         seed=job.seed,
+        prompt_used=job.info.get("prompt_used"),
+        engine=job.info.get("engine"),
     )

@@ -313,16 +313,19 @@ def download(
 
 @app.command()
 def models() -> None:
-    """The models, their parameters and prices."""
-    from reelforge.catalog import MODELS
+    """The models, their parameters, prices and (from this machine's settings) engines."""
+    from reelforge.catalog import MODELS, describe_model
+    from reelforge.cli._app import settings_with
 
+    settings = settings_with()
     rows = []
     for spec in MODELS.values():
-        schema = spec.params_type.model_json_schema()["properties"]
-        durations = " ".join(str(d) for d in schema["duration"]["enum"])
-        default = spec.params_type.model_fields["duration"].default
-        aspects = " ".join(schema["aspect_ratio"]["enum"])
-        other = sorted(set(schema) - {"model", "prompt", "duration", "aspect_ratio", "seed"})
+        engine = settings.model_engines.get(spec.name, settings.engine)
+        listed = describe_model(spec, engine)
+        parameters = listed["parameters"]
+        duration = parameters["duration"]
+        durations = " ".join(str(d) for d in duration["enum"])
+        other = sorted(set(parameters) - {"prompt", "duration", "aspect_ratio", "seed"})
         price = f"{spec.credits_per_second:,}"
         if spec.silent_credits_per_second is not None:
             price += f" ({spec.silent_credits_per_second:,} without audio)"
@@ -330,10 +333,12 @@ def models() -> None:
             [
                 spec.name,
                 spec.input_kind,
-                f"{durations} (default {default})",
-                aspects,
+                f"{durations} (default {duration['default']})",
+                " ".join(parameters["aspect_ratio"]["enum"]),
                 ", ".join(other),
                 price,
+                engine,
             ]
         )
-    print_table(["model", "input", "duration (s)", "aspect ratio", "other", "credits/s"], rows)
+    columns = ["model", "input", "duration (s)", "aspect ratio", "other", "credits/s", "engine"]
+    print_table(columns, rows)

@@ -76,6 +76,14 @@ class EngineRouter:
         settings: Settings,
         factories: dict[str, Callable[[Settings], Engine]] | None = None,
     ) -> None:
+        from reelforge.catalog import MODELS
+
+        unknown = sorted(set(settings.model_engines) - set(MODELS))
+        if unknown:
+            raise ServiceUnavailable(
+                f"REELFORGE_MODEL_ENGINES names unknown models {unknown}; "
+                f"the models are {sorted(MODELS)}"
+            )
         self._settings = settings
         self._factories = factories or ENGINE_FACTORIES
         self._engines: dict[str, Engine] = {}

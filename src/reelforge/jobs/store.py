@@ -14,7 +14,7 @@ workers (threads or machines) never double-run or overwrite each other's work:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -339,15 +339,33 @@ class JobStore:
         video_key: str,
         video_size: int,
         info: dict[str, Any] | None = None,
+        credits: int | None = None,
     ) -> bool:
-        """Mark done; call only after the video is stored, so ``completed`` implies a file."""
-        values = {
+        """Mark done; call only after the video is stored, so ``completed`` implies a file.
+
+        ``credits`` replaces the price quoted at submit time (upstreams report their own).
+        """
+        values: dict[str, Any] = {
             "status": JobStatus.COMPLETED,
             "video_key": video_key,
             "video_size": video_size,
             "progress": 1.0,
         }
+        if credits is not None:
+            values["credits"] = max(0, credits)
         return self._finish(job_id, worker_id, values, info)
+
+    def save_engine_state(self, job_id: str, worker_id: str, state: Mapping[str, Any]) -> bool:
+        """Remember an engine's resume state with a job this worker owns."""
+        with self._session() as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                return False
+            info = {**(row.info or {}), "engine_state": dict(state)}
+            result = session.execute(
+                update(JobRow).where(self._owned(job_id, worker_id)).values(info=info)
+            )
+            return result.rowcount == 1
 
     def fail(
         self,
