@@ -1,0 +1,323 @@
+"""Tiny random-weight video (and audio) pipelines, built offline for the diffusers tests.
+
+Each builder returns a real diffusers pipeline of the class a published checkpoint uses
+(``WanPipeline``, ``WanImageToVideoPipeline``, ``LTXPipeline``, ``StableAudioPipeline``...)
+with components a few kilobytes large, so the engine's real code paths (loading from a
+saved directory, family detection, the denoising loop, decoding) run on the CPU in about a
+second. The tokenizer is a word-level one built from :data:`WORDS`, so nothing is fetched
+from the hub. Seeds are fixed: two builds of the same pipeline have identical weights.
+
+Adapted from ``shared/notes/tiny_offline_pipelines.py`` (facts checked with torch 2.13,
+diffusers 0.42.1, transformers 5.23).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+WORDS = (
+    "a",
+    "the",
+    "cat",
+    "dog",
+    "fox",
+    "dance",
+    "monkey",
+    "running",
+    "through",
+    "snow",
+    "forest",
+    "city",
+    "night",
+    "blurry",
+    "negative",
+)
+"""The tokenizer's whole vocabulary; other words become ``<unk>``."""
+
+TEXT_DIM = 32
+"""Hidden size of the tiny T5/UMT5 text encoders."""
+
+
+def make_tokenizer(words: tuple[str, ...] = WORDS, max_length: int = 64) -> Any:
+    """A T5-like word-level fast tokenizer (``<pad>`` = 0, ``</s>`` = 1)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "</s>", "<unk>"]
+    vocab = {token: index for index, token in enumerate(specials + list(words))}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=max_length,
+    )
+
+
+def make_text_encoder(vocab_size: int, umt5: bool = False) -> Any:
+    import torch
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    config_type = UMT5Config if umt5 else T5Config
+    config = config_type(
+        vocab_size=vocab_size,
+        d_model=TEXT_DIM,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        dropout_rate=0.0,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    torch.manual_seed(0)
+    model = UMT5EncoderModel(config) if umt5 else T5EncoderModel(config)
+    return model.eval()
+
+
+def _wan_vae() -> Any:
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(0)
+    return AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+
+
+def _wan_transformer(
+    in_channels: int = 16, image_dim: int | None = None, pos_embed_seq_len: int | None = None
+) -> Any:
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(0)
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=in_channels,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=image_dim,
+        pos_embed_seq_len=pos_embed_seq_len,
+    )
+
+
+def _flow_unipc() -> Any:
+    from diffusers import UniPCMultistepScheduler
+
+    return UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+    )
+
+
+def wan_t2v(expand_timesteps: bool = False) -> Any:
+    """Wan 2.1 text-to-video; ``expand_timesteps`` makes it a Wan2.2 TI2V-5B look-alike."""
+    from diffusers import WanPipeline
+
+    tokenizer = make_tokenizer()
+    return WanPipeline(
+        transformer=_wan_transformer(),
+        vae=_wan_vae(),
+        scheduler=_flow_unipc(),
+        text_encoder=make_text_encoder(len(tokenizer), umt5=True),
+        tokenizer=tokenizer,
+        transformer_2=None,
+        expand_timesteps=expand_timesteps,
+    )
+
+
+def wan_i2v(last_frame: bool = False) -> Any:
+    """Wan 2.1 image-to-video with a CLIP image encoder; ``last_frame``: FLF2V-like."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    tokenizer = make_tokenizer()
+    torch.manual_seed(0)
+    image_encoder = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    )
+    # CLIP at image_size 32 / patch 1 gives 32 * 32 + 1 tokens per image; FLF2V checkpoints
+    # carry a learned position embedding over the tokens of both images.
+    tokens = 2 * (32 * 32 + 1) if last_frame else None
+    return WanImageToVideoPipeline(
+        transformer=_wan_transformer(in_channels=36, image_dim=4, pos_embed_seq_len=tokens),
+        vae=_wan_vae(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        text_encoder=make_text_encoder(len(tokenizer), umt5=True),
+        tokenizer=tokenizer,
+        image_encoder=image_encoder,
+        image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        transformer_2=None,
+    )
+
+
+def _ltx_components() -> dict[str, Any]:
+    import torch
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXVideoTransformer3DModel,
+    )
+
+    tokenizer = make_tokenizer()
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        num_layers=1,
+        caption_channels=TEXT_DIM,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    vae.use_framewise_encoding = False
+    vae.use_framewise_decoding = False
+    return {
+        "transformer": transformer,
+        "vae": vae,
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "text_encoder": make_text_encoder(len(tokenizer)),
+        "tokenizer": tokenizer,
+    }
+
+
+def ltx_t2v() -> Any:
+    from diffusers import LTXPipeline
+
+    return LTXPipeline(**_ltx_components())
+
+
+def ltx_i2v() -> Any:
+    from diffusers import LTXImageToVideoPipeline
+
+    return LTXImageToVideoPipeline(**_ltx_components())
+
+
+def stable_audio() -> Any:
+    """A Stable Audio Open look-alike: stereo, 4 Hz sample rate, at most 2 s long."""
+    import torch
+    from diffusers import (
+        AutoencoderOobleck,
+        EDMDPMSolverMultistepScheduler,
+        StableAudioDiTModel,
+        StableAudioPipeline,
+        StableAudioProjectionModel,
+    )
+
+    tokenizer = make_tokenizer(max_length=25)
+    torch.manual_seed(0)
+    transformer = StableAudioDiTModel(
+        sample_size=4,
+        in_channels=3,
+        num_layers=2,
+        attention_head_dim=4,
+        num_key_value_attention_heads=2,
+        out_channels=3,
+        cross_attention_dim=4,
+        time_proj_dim=8,
+        global_states_input_dim=8,
+        cross_attention_input_dim=4,
+    )
+    # The published checkpoint names CosineDPMSolverMultistepScheduler, which needs the
+    # torchsde package; the EDM variant is the pipeline's declared type and needs nothing.
+    scheduler = EDMDPMSolverMultistepScheduler(
+        solver_order=2, prediction_type="v_prediction", sigma_data=1.0, sigma_schedule="exponential"
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderOobleck(
+        encoder_hidden_size=6,
+        downsampling_ratios=[1, 2],
+        decoder_channels=3,
+        decoder_input_channels=3,
+        audio_channels=2,
+        channel_multiples=[2, 4],
+        sampling_rate=4,
+    )
+    text_encoder = make_text_encoder(len(tokenizer))
+    torch.manual_seed(0)
+    projection = StableAudioProjectionModel(
+        text_encoder_dim=TEXT_DIM, conditioning_dim=4, min_value=0, max_value=32
+    )
+    return StableAudioPipeline(
+        transformer=transformer,
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        projection_model=projection,
+    )
+
+
+BUILDERS = {
+    "wan_t2v": wan_t2v,
+    "wan_ti2v": lambda: wan_t2v(expand_timesteps=True),
+    "wan_i2v": wan_i2v,
+    "wan_flf2v": lambda: wan_i2v(last_frame=True),
+    "ltx_t2v": ltx_t2v,
+    "ltx_i2v": ltx_i2v,
+    "stable_audio": stable_audio,
+}
+"""Builders by a short name the tests use in parametrization and cache keys."""
+
+
+def saved(name: str, root: Path) -> Path:
+    """Build pipeline ``name`` and ``save_pretrained`` it under ``root``; the directory."""
+    directory = root / name
+    if not (directory / "model_index.json").is_file():
+        BUILDERS[name]().save_pretrained(directory)
+    return directory
