@@ -160,7 +160,8 @@ class Settings(BaseSettings):
 
     # -- google engine (Veo through Google's API) ------------------------------------------
     google_api_key: SecretStr | None = None
-    """Gemini API key; alternatively use Vertex AI (project and location)."""
+    """A Google Cloud API key with the Vertex AI API enabled ("express mode"); or use
+    ``google_vertex_project`` with Application Default Credentials instead."""
     google_vertex_project: str | None = None
     google_vertex_location: str = "us-central1"
     google_base_url: str | None = None
@@ -168,6 +169,8 @@ class Settings(BaseSettings):
     google_models: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     """Google model ids by published model; defaults in the engine's documentation."""
     google_poll_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    google_timeout_seconds: float = Field(default=1800.0, gt=0.0)
+    """How long a Google operation may take before the job fails."""
 
     preview_latency_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
     """Extra time the preview engine spends per job, to emulate a real model's latency."""

@@ -428,7 +428,8 @@ def test_endless_chunked_body_cut_off(make_server: Callable[..., Server]) -> Non
         fetch_bytes(server.url("/endless"), policy)
     assert info.value.message == "image_url is larger than 256 KiB"
     assert time.monotonic() - started < 5
-    assert sent[0] > 256 * 1024
+    # The server thread counts a chunk after its write returns, maybe after we looked.
+    assert sent[0] >= 256 * 1024 - 16384
 
 
 def test_gzip_encoded_body_is_decoded_within_limits(make_server: Callable[..., Server]) -> None:

@@ -1,4 +1,8 @@
-"""Fetching user-supplied image URLs without becoming a proxy into the operator's network.
+"""Fetching untrusted URLs without becoming a proxy into the operator's network.
+
+User-supplied image URLs and the finished videos that upstream engines point us at are
+both fetched here: ``fetch_bytes`` keeps a small body in memory, ``fetch_to_file`` streams
+a large one to disk. They share every rule below.
 
 Each hop resolves the host once, vets every address with ``netguard``, and then connects
 only to those vetted addresses: the HTTP client is given a network backend that ignores
@@ -18,9 +22,10 @@ import logging
 import ssl
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import httpcore
 import httpx
@@ -42,6 +47,13 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"reelforge/{__version__}"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 READ_CHUNK_BYTES = 64 * 1024
+IMAGE_ACCEPT = "image/*, */*;q=0.5"
+VIDEO_ACCEPT = "video/mp4, video/*;q=0.9, */*;q=0.5"
+VIDEO_FETCH_TIMEOUT_SECONDS = 600.0
+"""Default deadline of ``fetch_to_file``: a 1 GiB video at ~15 Mbit/s."""
+
+Sink = Callable[[bytes], object]
+"""Receives each decoded piece of a body, in order."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,27 @@ class FetchedResource:
     data: bytes = field(repr=False)
     content_type: str | None
     final_url: str
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A body streamed to ``path``: ``size`` bytes (decoded), ``final_url`` after redirects."""
+
+    path: Path
+    size: int
+    content_type: str | None
+    final_url: str
+
+
+class TransientFetchError(ImageFetchError):
+    """The connection failed or dropped, or the server answered 429/5xx.
+
+    Repeating the same fetch may succeed, unlike a refused address or an oversized body;
+    callers with a long-lived URL (an upstream's finished video) may retry it.
+    """
+
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def format_size(size: int) -> str:
@@ -167,26 +200,48 @@ def _default_ssl_context() -> ssl.SSLContext:
 class _Hop:
     status: int
     location: str | None = None
-    data: bytes = b""
+    size: int = 0
     content_type: str | None = None
 
 
 class _Fetch:
-    """State of one ``fetch_bytes`` call: policy, deadline and the field for messages."""
+    """State of one fetch: policy, limits, deadline and the field named in messages.
 
-    def __init__(self, policy: FetchPolicy, field: str) -> None:
+    ``max_bytes`` and ``timeout_seconds`` default to the policy's (the image limits);
+    video downloads pass their own, while the address rules stay the policy's.
+    """
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        field: str,
+        *,
+        max_bytes: int | None = None,
+        timeout_seconds: float | None = None,
+        accept: str = IMAGE_ACCEPT,
+    ) -> None:
         self.policy = policy
         self.field = field
-        self.deadline = _Deadline(policy.timeout_seconds)
+        self.max_bytes = policy.max_bytes if max_bytes is None else max_bytes
+        self.timeout_seconds = (
+            policy.timeout_seconds if timeout_seconds is None else timeout_seconds
+        )
+        if self.max_bytes <= 0 or self.timeout_seconds <= 0:
+            raise ValueError("max_bytes and timeout_seconds must be positive")
+        self.accept = accept
+        self.deadline = _Deadline(self.timeout_seconds)
 
     def error(self, message: str) -> ImageFetchError:
         return ImageFetchError(f"{self.field} {message}")
 
+    def transient(self, message: str) -> TransientFetchError:
+        return TransientFetchError(f"{self.field} {message}")
+
     def too_slow(self) -> ImageFetchError:
-        return self.error(f"took longer than {format_seconds(self.policy.timeout_seconds)}")
+        return self.error(f"took longer than {format_seconds(self.timeout_seconds)}")
 
     def too_big(self) -> ImageFetchError:
-        return self.error(f"is larger than {format_size(self.policy.max_bytes)}")
+        return self.error(f"is larger than {format_size(self.max_bytes)}")
 
     def addresses(self, target: Target, *, redirected: bool) -> list[IPAddress]:
         """Resolve once and vet every address; the result is all the client may dial."""
@@ -220,7 +275,8 @@ class _Fetch:
             )
         return addresses
 
-    def request(self, target: Target, addresses: list[IPAddress]) -> _Hop:
+    def request(self, target: Target, addresses: list[IPAddress], sink: Sink) -> _Hop:
+        """One hop: a redirect's ``location``, or a 2xx body written to ``sink``."""
         backend = _PinnedBackend(target.host, addresses, self.deadline)
         url = httpcore.URL(
             scheme=target.url.raw_scheme,
@@ -231,7 +287,7 @@ class _Fetch:
         headers = [
             (b"Host", target.url.netloc),
             (b"User-Agent", USER_AGENT.encode()),
-            (b"Accept", b"image/*, */*;q=0.5"),
+            (b"Accept", self.accept.encode()),
             (b"Accept-Encoding", b"identity"),
         ]
         left = max(self.deadline.remaining(), 0.001)
@@ -250,7 +306,7 @@ class _Fetch:
         ):
             status = response.status
             logger.debug(
-                "image fetch hop",
+                "fetch hop",
                 extra={
                     "field": self.field,
                     "url": redact_url(target.url),
@@ -263,45 +319,49 @@ class _Fetch:
                 if location is None:
                     raise self.error(f"returned HTTP {status} without a Location header")
                 return _Hop(status=status, location=location)
+            if status in RETRYABLE_STATUSES:
+                raise self.transient(f"returned HTTP {status}")
             if not 200 <= status < 300:
                 raise self.error(f"returned HTTP {status}")
             length = _header(response.headers, b"content-length")
-            if length and length.strip().isdigit() and int(length) > self.policy.max_bytes:
+            if length and length.strip().isdigit() and int(length) > self.max_bytes:
                 raise self.too_big()
             encoding = (_header(response.headers, b"content-encoding") or "identity").lower()
-            data = self.read_body(response.iter_stream(), encoding)
+            size = self.read_body(response.iter_stream(), encoding, sink)
             return _Hop(
-                status=status, data=data, content_type=_header(response.headers, b"content-type")
+                status=status, size=size, content_type=_header(response.headers, b"content-type")
             )
 
-    def read_body(self, chunks: Iterator[bytes], encoding: str) -> bytes:
-        """Read at most ``max_bytes`` (raw and decoded) before the deadline."""
-        limit = self.policy.max_bytes
+    def read_body(self, chunks: Iterator[bytes], encoding: str, sink: Sink) -> int:
+        """Pass at most ``max_bytes`` (raw and decoded) to ``sink`` before the deadline."""
+        limit = self.max_bytes
         if encoding in ("identity", ""):
             decoder = None
         elif encoding in ("gzip", "x-gzip", "deflate"):
             decoder = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
         else:
             raise self.error(f"was sent with an unsupported Content-Encoding '{encoding[:20]}'")
-        received = 0
-        body = bytearray()
+        received = written = 0
         for chunk in chunks:
             received += len(chunk)
             if received > limit:
                 raise self.too_big()
-            if decoder is None:
-                body += chunk
-            else:
-                body += decoder.decompress(chunk, limit + 1 - len(body))
-                if len(body) > limit or decoder.unconsumed_tail:
-                    raise self.too_big()
+            piece = chunk if decoder is None else decoder.decompress(chunk, limit + 1 - written)
+            written += len(piece)
+            if written > limit or (decoder is not None and decoder.unconsumed_tail):
+                raise self.too_big()
+            if piece:
+                sink(piece)
             if self.deadline.remaining() <= 0:
                 raise self.too_slow()
         if decoder is not None:
-            body += decoder.flush()
-            if len(body) > limit:
+            rest = decoder.flush()
+            written += len(rest)
+            if written > limit:
                 raise self.too_big()
-        return bytes(body)
+            if rest:
+                sink(rest)
+        return written
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -323,13 +383,12 @@ def _describe_connect_error(exc: Exception, host: str) -> str:
     return f"host {host} could not be reached"
 
 
-def fetch_bytes(url: str, policy: FetchPolicy, *, field: str = "image_url") -> FetchedResource:
-    """GET ``url`` under ``policy``; raises ``ImageFetchError`` with a user-actionable message.
+def _follow(fetch: _Fetch, url: str, sink: Sink) -> tuple[_Hop, str]:
+    """GET ``url`` hop by hop (each re-vetted) until a 2xx body has gone to ``sink``.
 
-    Only 2xx bodies are returned. Redirects are followed by hand (each hop re-vetted) up
-    to ``policy.max_redirects``; the whole call ends by ``policy.timeout_seconds``.
+    Returns the final hop and its URL.
     """
-    fetch = _Fetch(policy, field)
+    field = fetch.field
     try:
         target = parse_target(url, field=field)
     except InvalidRequest as exc:
@@ -338,41 +397,92 @@ def fetch_bytes(url: str, policy: FetchPolicy, *, field: str = "image_url") -> F
     while True:
         addresses = fetch.addresses(target, redirected=redirects > 0)
         try:
-            hop = fetch.request(target, addresses)
+            hop = fetch.request(target, addresses, sink)
         except httpcore.TimeoutException:
             raise fetch.too_slow() from None
         except httpcore.ConnectError as exc:
             if fetch.deadline.remaining() <= 0:
                 raise fetch.too_slow() from None
-            raise fetch.error(_describe_connect_error(exc, target.host)) from None
+            raise fetch.transient(_describe_connect_error(exc, target.host)) from None
         except (httpcore.ProtocolError, httpcore.NetworkError) as exc:
             if fetch.deadline.remaining() <= 0:
                 raise fetch.too_slow() from None
             logger.info(
-                "image fetch failed",
+                "fetch failed",
                 extra={"field": field, "url": redact_url(target.url), "reason": repr(exc)},
             )
-            raise fetch.error(
+            raise fetch.transient(
                 f"could not be downloaded: the connection to {target.host} failed"
             ) from None
         if hop.location is None:
-            final_url = str(target.url)
             logger.info(
-                "image fetched",
+                "fetched",
                 extra={
                     "field": field,
                     "url": redact_url(target.url),
-                    "bytes": len(hop.data),
+                    "bytes": hop.size,
                     "redirects": redirects,
                 },
             )
-            return FetchedResource(
-                data=hop.data, content_type=hop.content_type, final_url=final_url
-            )
-        if redirects >= policy.max_redirects:
-            raise fetch.error(f"redirected more than {policy.max_redirects} times")
+            return hop, str(target.url)
+        if redirects >= fetch.policy.max_redirects:
+            raise fetch.error(f"redirected more than {fetch.policy.max_redirects} times")
         redirects += 1
         try:
             target = parse_target(target.url.join(hop.location.strip()), field=field)
         except (InvalidRequest, httpx.InvalidURL, ValueError):
             raise fetch.error("redirects to a URL that cannot be fetched") from None
+
+
+def fetch_bytes(url: str, policy: FetchPolicy, *, field: str = "image_url") -> FetchedResource:
+    """GET ``url`` under ``policy``; raises ``ImageFetchError`` with a user-actionable message.
+
+    Only 2xx bodies are returned. Redirects are followed by hand (each hop re-vetted) up
+    to ``policy.max_redirects``; the whole call ends by ``policy.timeout_seconds``.
+    """
+    body = bytearray()
+    hop, final_url = _follow(_Fetch(policy, field), url, body.extend)
+    return FetchedResource(data=bytes(body), content_type=hop.content_type, final_url=final_url)
+
+
+def fetch_to_file(
+    url: str,
+    policy: FetchPolicy,
+    path: Path,
+    *,
+    max_bytes: int,
+    field: str = "video",
+    timeout_seconds: float = VIDEO_FETCH_TIMEOUT_SECONDS,
+    on_progress: Callable[[int], object] | None = None,
+) -> FetchedFile:
+    """Stream ``url`` into ``path`` under ``policy``'s address rules; for bodies too big
+    to hold in memory (finished videos).
+
+    The same vetting, pinning, redirects and single deadline as ``fetch_bytes``, but the
+    limits are the caller's: at most ``max_bytes`` (refused up front when the server
+    announces more, cut off when it sends more), all within ``timeout_seconds``. No
+    credentials are ever sent. ``on_progress`` gets the bytes written so far after each
+    chunk; its exceptions propagate (that is how a worker cancels a long download). On
+    any failure ``path`` is removed, so no partial file is left behind. Raises
+    ``ImageFetchError``; ``TransientFetchError`` when a retry may succeed.
+    """
+    fetch = _Fetch(
+        policy, field, max_bytes=max_bytes, timeout_seconds=timeout_seconds, accept=VIDEO_ACCEPT
+    )
+    path = Path(path)
+    try:
+        with path.open("wb") as file:
+            written = 0
+
+            def sink(piece: bytes) -> None:
+                nonlocal written
+                file.write(piece)
+                written += len(piece)
+                if on_progress is not None:
+                    on_progress(written)
+
+            hop, final_url = _follow(fetch, url, sink)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return FetchedFile(path=path, size=hop.size, content_type=hop.content_type, final_url=final_url)
