@@ -304,10 +304,13 @@ class Worker:
             encode_mp4(clip, work, preset=self.settings.encoder_preset)
             source = work
         tracker.report(PROGRESS_STORING, "storing")
-        size = self.storage.put_file(video_key(job), source, "video/mp4")
+        try:
+            size = self.storage.put_file(video_key(job), source, "video/mp4")
+        finally:
+            source.unlink(missing_ok=True)  # a backend that copied leaves the source behind
         info: dict[str, Any] = {
-            "width": width,
-            "height": height,
+            "width": clip.width,
+            "height": clip.height,
             "duration": params.duration,
             "has_audio": clip.audio is not None,
             "engine": engine.name,
