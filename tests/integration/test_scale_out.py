@@ -149,48 +149,46 @@ def test_a_killed_worker_loses_no_job(cluster_env, postgres_url, tmp_path) -> No
     api = LiveServer(home=tmp_path / "api", env={**cluster_env, "REELFORGE_WORKERS": "0"})
     api.keys = ("scale-key",)
     api.start()
-    victim = WorkerProcess(
-        home=tmp_path / "a", env={**env, "REELFORGE_WORKER_NAME": "machine-a"}
-    ).start()
+
+    def machine(name: str) -> WorkerProcess:
+        return WorkerProcess(home=tmp_path / name, env={**env, "REELFORGE_WORKER_NAME": name})
+
+    victim = machine("machine-a").start()
     survivors: list[WorkerProcess] = []
     try:
-        ids = [
-            api.create({"model": "veo2", "prompt": f"night sky {n}", "seed": n}).json()["id"]
-            for n in range(6)
-        ]
-        held = wait_until(
+        first = api.create({"model": "veo2", "prompt": "night sky", "seed": 1}).json()["id"]
+        wait_until(
             lambda: rows(
                 postgres_url,
-                "SELECT id FROM jobs WHERE status = 'generating' AND worker_id LIKE 'machine-a:%'",
+                f"SELECT 1 FROM jobs WHERE id = '{first}' AND worker_id LIKE 'machine-a:%'",
             ),
             timeout=30,
         )
-        orphan = held[0].id
+        # Two more machines: one takes the second job, the other stays idle.
+        survivors = [machine("machine-b").start(), machine("machine-c").start()]
+        second = api.create({"model": "veo2", "prompt": "forest", "seed": 2}).json()["id"]
+        wait_until(lambda: api.get(second).json()["status"] == "generating", timeout=30)
         time.sleep(1)  # mid-job
         victim.signal(signal.SIGKILL)
         victim.wait()
         killed_at = time.monotonic()
-        survivors = [
-            WorkerProcess(home=tmp_path / name, env={**env, "REELFORGE_WORKER_NAME": name}).start()
-            for name in ("machine-b", "machine-c")
-        ]
         wait_until(
             lambda: rows(
                 postgres_url,
-                f"SELECT 1 FROM jobs WHERE id = '{orphan}' AND attempts = 2 "
+                f"SELECT 1 FROM jobs WHERE id = '{first}' AND attempts = 2 "
                 "AND worker_id NOT LIKE 'machine-a:%'",
             ),
-            timeout=lease + 15,
+            timeout=lease + 30,
             interval=0.1,
         )
         reclaimed_after = time.monotonic() - killed_at
         print(f"orphaned job reclaimed {reclaimed_after:.1f} s after the kill (lease {lease} s)")
-        for job_id in ids:
+        for job_id in (first, second):
             assert api.wait(job_id, timeout=120)["status"] == "completed"
-        assert reclaimed_after < lease + 5  # lease, a poll and worker start-up
+        # The lease, one polling interval, and slack for a loaded machine.
+        assert reclaimed_after < lease + 8
         attempts = dict(rows(postgres_url, "SELECT id, attempts FROM jobs"))
-        assert attempts[orphan] == 2
-        assert sum(attempts.values()) == len(ids) + 1  # only the orphan ran twice
+        assert attempts == {first: 2, second: 1}
     finally:
         for worker in survivors:
             worker.stop()

@@ -152,7 +152,7 @@ def test_shutdown_hands_the_job_back(make_worker, store) -> None:
     assert job.status is JobStatus.QUEUED and job.attempts == 0 and job.worker_id is None
 
 
-def test_a_lost_lease_stops_the_job_without_finishing_it(make_worker, store, clock) -> None:
+def test_a_lost_lease_stops_the_job_without_finishing_it(make_worker, store) -> None:
     def slow(request, progress):
         return frames_clip(request, progress, on_frame=lambda i: time.sleep(0.02))
 
@@ -161,9 +161,15 @@ def test_a_lost_lease_stops_the_job_without_finishing_it(make_worker, store, clo
     thread = threading.Thread(target=worker.run_once)
     thread.start()
     time.sleep(0.3)
-    clock.advance(3600)  # the lease runs out; another worker takes the job
-    stolen = store.claim("w2", lease_seconds=60, max_attempts=3)
-    assert stolen.id == job_id
+    # Another worker takes the job, as after an expired lease. w1's heartbeat may extend
+    # the lease again in between, so expire and claim until w2 owns it.
+    stolen = None
+    for _ in range(50):
+        store.expire_leases(lambda worker_id: worker_id == "w1")
+        stolen = store.claim("w2", lease_seconds=60, max_attempts=3)
+        if stolen is not None:
+            break
+    assert stolen is not None and stolen.id == job_id
     thread.join(30)
     job = store.get(job_id)
     assert job.status is JobStatus.GENERATING and job.worker_id == "w2"

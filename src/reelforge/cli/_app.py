@@ -14,8 +14,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # never break paths or ids across lines
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def settings_with(**overrides: Any) -> Settings:
