@@ -57,12 +57,13 @@ from reelforge.engines.upstream import (
     auth_rejected,
     download_video,
     finished_clip,
+    follow_upstream,
     generating_progress,
     image_data_uri,
     poll_until,
 )
-from reelforge.errors import GenerationFailed, ServiceUnavailable, UpstreamError
-from reelforge.media.fetch import VIDEO_FETCH_TIMEOUT_SECONDS, format_seconds
+from reelforge.errors import ServiceUnavailable, UpstreamError
+from reelforge.media.fetch import VIDEO_FETCH_TIMEOUT_SECONDS
 from reelforge.media.netguard import FetchPolicy
 from reelforge.settings import Settings
 
@@ -174,20 +175,14 @@ class AimlapiEngine:
         upstream_id, deadline = self._start(request, inputs, progress, pacer)
         log = {"job_id": request.job_id, "upstream_id": upstream_id}
 
-        def on_timeout() -> Exception:
-            logger.warning("upstream generation timed out", extra=log)
-            return GenerationFailed(
-                f"the upstream generation {upstream_id} did not finish within "
-                f"{format_seconds(self.timeout_seconds)}"
-            )
-
-        generation = poll_until(
+        generation = follow_upstream(
             _Follower(self, upstream_id, pacer),
             pacer=pacer,
+            upstream_id=upstream_id,
             interval_seconds=self.poll_seconds,
             deadline=deadline,
-            on_timeout=on_timeout,
-            what=f"following generation {upstream_id}",
+            timeout_seconds=self.timeout_seconds,
+            log_extra=log,
         )
         if generation.video is None or not generation.video.url:
             raise UpstreamError(f"the upstream generation {upstream_id} completed without a video")

@@ -69,11 +69,12 @@ from reelforge.engines.upstream import (
     download_video,
     encode_image,
     finished_clip,
+    follow_upstream,
     generating_progress,
     poll_until,
 )
 from reelforge.errors import GenerationFailed, ServiceUnavailable, UpstreamError
-from reelforge.media.fetch import VIDEO_FETCH_TIMEOUT_SECONDS, format_seconds, format_size
+from reelforge.media.fetch import VIDEO_FETCH_TIMEOUT_SECONDS, format_size
 from reelforge.media.netguard import FetchPolicy
 from reelforge.settings import Settings
 
@@ -246,20 +247,14 @@ class GoogleEngine:
         operation_name, deadline = self._start(request, inputs, progress, pacer)
         log = {"job_id": request.job_id, "operation": operation_name}
 
-        def on_timeout() -> Exception:
-            logger.warning("google operation timed out", extra=log)
-            return GenerationFailed(
-                f"the upstream generation {operation_name} did not finish within "
-                f"{format_seconds(self.timeout_seconds)}"
-            )
-
-        operation = poll_until(
+        operation = follow_upstream(
             _Follower(self, operation_name, pacer),
             pacer=pacer,
+            upstream_id=operation_name,
             interval_seconds=self.poll_seconds,
             deadline=deadline,
-            on_timeout=on_timeout,
-            what=f"following operation {operation_name}",
+            timeout_seconds=self.timeout_seconds,
+            log_extra=log,
         )
         path = self._files.new_path(request.job_id or operation_name.rsplit("/", 1)[-1])
         self._save_video(operation, operation_name, path, pacer)

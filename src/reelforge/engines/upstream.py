@@ -29,12 +29,17 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reelforge.engines.base import FPS, Clip, Progress
 from reelforge.errors import GenerationFailed, ImageFetchError, ServiceUnavailable, UpstreamError
 from reelforge.media.encode import probe_mp4
-from reelforge.media.fetch import VIDEO_FETCH_TIMEOUT_SECONDS, TransientFetchError, fetch_to_file
+from reelforge.media.fetch import (
+    VIDEO_FETCH_TIMEOUT_SECONDS,
+    TransientFetchError,
+    fetch_to_file,
+    format_seconds,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -197,6 +202,35 @@ class PollSchedule:
         interval = self._next
         self._next = min(self._next * POLL_GROWTH, self._cap)
         return interval
+
+
+def follow_upstream(
+    check: Callable[[], R | None],
+    *,
+    pacer: Pacer,
+    upstream_id: str,
+    interval_seconds: float,
+    deadline: float,
+    timeout_seconds: float,
+    log_extra: dict[str, Any],
+) -> R:
+    """``poll_until`` for an upstream task: a timeout fails the job, naming the task."""
+
+    def on_timeout() -> Exception:
+        logger.warning("upstream generation timed out", extra=log_extra)
+        return GenerationFailed(
+            f"the upstream generation {upstream_id} did not finish within "
+            f"{format_seconds(timeout_seconds)}"
+        )
+
+    return poll_until(
+        check,
+        pacer=pacer,
+        interval_seconds=interval_seconds,
+        deadline=deadline,
+        on_timeout=on_timeout,
+        what=f"following {upstream_id}",
+    )
 
 
 def poll_until(
