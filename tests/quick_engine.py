@@ -13,10 +13,10 @@ import functools
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-from reelforge.engines.base import Capabilities, Clip, GenerationRequest, Inputs, Progress
+from reelforge.engines.base import Capabilities, GenerationRequest, Inputs, JobContext
+from reelforge.media.clip import Clip
 from reelforge.settings import Settings
 
 SECONDS_ENV = "REELFORGE_TEST_ENGINE_SECONDS"
@@ -25,7 +25,7 @@ LOG_ENV = "REELFORGE_TEST_EXECUTION_LOG"
 
 @functools.cache
 def _sample() -> Path:
-    from fakes.aimlapi import sample_mp4
+    from fakes import sample_mp4
 
     path = Path(tempfile.mkdtemp()) / "sample.mp4"
     path.write_bytes(sample_mp4())
@@ -35,8 +35,8 @@ def _sample() -> Path:
 class QuickEngine:
     name = "quick"
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(models=frozenset({"veo2", "veo2/image-to-video", "google/veo-3.0-i2v"}))
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities()
 
     def load(self) -> None:
         _sample()
@@ -44,7 +44,7 @@ class QuickEngine:
     def close(self) -> None:
         pass
 
-    def generate(self, request: GenerationRequest, inputs: Inputs, progress: Progress) -> Clip:
+    def generate(self, request: GenerationRequest, inputs: Inputs, job: JobContext) -> Clip:
         line = f"{request.seed} {request.model} {os.getpid()}\n".encode()
         fd = os.open(os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -54,8 +54,8 @@ class QuickEngine:
         seconds = float(os.environ.get(SECONDS_ENV, "0"))
         steps = max(1, int(seconds / 0.05))
         for step in range(steps):
-            progress(step / steps, "rendering")
-            time.sleep(seconds / steps)
+            job.report(step / steps, "rendering")
+            job.sleep(seconds / steps)
         copy = Path(tempfile.mkdtemp()) / "clip.mp4"
         shutil.copyfile(_sample(), copy)
         return Clip(width=320, height=180, frame_count=24, file=copy)

@@ -30,17 +30,19 @@ of serving; every request is recorded.
 from __future__ import annotations
 
 import base64
-import json
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from fakes.aimlapi import sample_mp4
+from fakes._loopback import (
+    Fault,
+    LoopbackFake,
+    LoopbackHandler,
+    RecordedRequest,
+    retry_after_header,
+)
 
 DEFAULT_KEY = "fake-google-api-key"
 DEFAULT_TOKEN = "fake-oauth-token"
@@ -61,39 +63,6 @@ _PREDICT = re.compile(
 
 
 @dataclass
-class GoogleFault:
-    """Answer ``status`` instead of serving, on every ``every``-th request whose path
-    contains ``path`` (``predictLongRunning``, ``fetchPredictOperation``, ``/files/``)."""
-
-    status: int
-    path: str = ""
-    every: int = 1
-    limit: int | None = None
-    retry_after: int | None = None
-    seen: int = 0
-    fired: int = 0
-
-    def fires(self, path: str) -> bool:
-        if self.path not in path:
-            return False
-        self.seen += 1
-        if self.seen % self.every or (self.limit is not None and self.fired >= self.limit):
-            return False
-        self.fired += 1
-        return True
-
-
-@dataclass
-class GoogleRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    """Lower-case names."""
-    body: Any
-    status: int | None = None
-
-
-@dataclass
 class FakeOperation:
     name: str
     model: str
@@ -104,8 +73,14 @@ class FakeOperation:
 
 
 @dataclass
-class FakeGoogleVeo:
-    """The fake server; ``start()``/``stop()`` or use it as a context manager."""
+class FakeGoogleVeo(LoopbackFake):
+    """The fake server; ``start()``/``stop()`` or use it as a context manager.
+
+    A fault's ``path`` matches any request whose path contains it (``predictLongRunning``,
+    ``fetchPredictOperation``, ``/files/``).
+    """
+
+    cdn_prefix = FILES_PREFIX
 
     keys: tuple[str, ...] = (DEFAULT_KEY,)
     tokens: tuple[str, ...] = (DEFAULT_TOKEN,)
@@ -114,17 +89,7 @@ class FakeGoogleVeo:
     delivery: Literal["inline", "gcs", "url"] = "inline"
     """How finished videos come back: base64 in the JSON (Vertex's default without a
     storage URI), a ``gs://`` URI, or an http URL served by this fake as ``localhost``."""
-    video: bytes = field(default_factory=sample_mp4)
-    faults: list[GoogleFault] = field(default_factory=list)
-    requests: list[GoogleRequest] = field(default_factory=list)
     operations: dict[str, FakeOperation] = field(default_factory=dict)
-    _server: ThreadingHTTPServer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start() the fake first"
-        return self._server.server_address[1]
 
     @property
     def base_url(self) -> str:
@@ -138,53 +103,20 @@ class FakeGoogleVeo:
     def token(self) -> str:
         return self.tokens[0]
 
-    def start(self) -> FakeGoogleVeo:
-        fake = self
+    def _handler_class(self) -> type[LoopbackHandler]:
+        return _Handler
 
-        class Handler(_Handler):
-            api = fake
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> FakeGoogleVeo:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def add_fault(self, status: int, **options: Any) -> GoogleFault:
-        fault = GoogleFault(status, **options)
-        with self._lock:
-            self.faults.append(fault)
-        return fault
-
-    def matching(self, text: str) -> list[GoogleRequest]:
+    def matching(self, text: str) -> list[RecordedRequest]:
         """Requests whose path contains ``text``."""
-        with self._lock:
-            return [r for r in self.requests if text in r.path]
+        return self.recorded(lambda r: text in r.path)
 
-    def creates(self) -> list[GoogleRequest]:
+    def creates(self) -> list[RecordedRequest]:
         return self.matching(":predictLongRunning")
 
-    def polls(self) -> list[GoogleRequest]:
+    def polls(self) -> list[RecordedRequest]:
         return self.matching(":fetchPredictOperation")
 
     # -- what the handler calls ------------------------------------------------------
-
-    def _record(self, request: GoogleRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def _fault(self, path: str) -> GoogleFault | None:
-        with self._lock:
-            return next((f for f in self.faults if f.fires(path)), None)
 
     def _create(self, resource: str, model: str, body: dict[str, Any]) -> FakeOperation:
         operation = FakeOperation(
@@ -233,11 +165,6 @@ class FakeGoogleVeo:
         return answer
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-
 def _google_error(code: int, status: str, message: str, reason: str | None = None) -> dict:
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
     if reason is not None:
@@ -252,49 +179,15 @@ def _google_error(code: int, status: str, message: str, reason: str | None = Non
     return {"error": error}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     api: FakeGoogleVeo
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``api.requests`` instead."""
+    def answer_fault(self, fault: Fault) -> None:
+        status = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}.get(fault.status, "INTERNAL")
+        error = _google_error(fault.status, status, "Injected fault")
+        self._json(fault.status, error, retry_after_header(fault))
 
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def _handle(self) -> None:
-        path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            body = raw
-        self.record = GoogleRequest(
-            method=self.command,
-            path=path,
-            headers={name.lower(): value for name, value in self.headers.items()},
-            body=body,
-        )
-        self.api._record(self.record)
-        try:
-            self._route(path, body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def _route(self, path: str, body: Any) -> None:
-        fault = self.api._fault(path)
-        if fault is not None:
-            status = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}.get(fault.status, "INTERNAL")
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
-            self._json(fault.status, _google_error(fault.status, status, "Injected fault"), headers)
-            return
-        if path.startswith(FILES_PREFIX) and self.command == "GET":
-            self._send(200, self.api.video, {"Content-Type": "video/mp4"})
-            return
+    def route(self, path: str, body: Any) -> None:
         match = _PREDICT.match(path)
         if match is None or self.command != "POST":
             self._json(404, _google_error(404, "NOT_FOUND", f"Path {path} was not found."))
@@ -347,18 +240,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, _google_error(404, "NOT_FOUND", f"Operation {name} not found."))
             return
         self._json(200, self.api._present(operation))
-
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        content = json.dumps(body).encode()
-        self._send(status, content, {"Content-Type": "application/json", **(headers or {})})
-
-    def _send(self, status: int, content: bytes, headers: dict[str, str]) -> None:
-        self.record.status = status
-        self.send_response(status)
-        for name, value in {**headers, "Content-Length": str(len(content))}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(content)
 
 
 def _validate(model: str, body: Any) -> str | None:

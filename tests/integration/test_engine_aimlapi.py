@@ -19,13 +19,14 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 from pydantic import SecretStr
 
 from fakes import FakeAimlApi
 from fakes.aimlapi import CREDITS_PER_SECOND, DEFAULT_ERROR
-from reelforge.engines import EngineRouter, GenerationRequest, Inputs
+from reelforge.engines import EngineRouter, GenerationRequest, Inputs, JobContext
 from reelforge.engines.aimlapi import AimlapiEngine
 from reelforge.engines.upstream import (
     AUTH_REJECTED_MESSAGE,
@@ -33,16 +34,24 @@ from reelforge.engines.upstream import (
     PROGRESS_GENERATED,
     generating_progress,
 )
-from reelforge.errors import GenerationFailed, ImageFetchError, ServiceUnavailable, UpstreamError
+from reelforge.errors import (
+    ConfigurationError,
+    EngineError,
+    Interruption,
+    JobInterrupted,
+    ServiceUnavailable,
+    UpstreamError,
+    VideoFetchError,
+)
 from reelforge.jobs import JobRecord, JobStatus, JobStore, NewJob
 from reelforge.jobs.db import make_engine, upgrade
 from reelforge.media.encode import probe_mp4
-from reelforge.media.fetch import TransientFetchError, fetch_to_file
+from reelforge.media.fetch import fetch_to_file
 from reelforge.media.netguard import FetchPolicy
 from reelforge.settings import Settings
 from reelforge.storage import LocalStorage
 from reelforge.worker import Worker
-from support import data_uri, picture
+from support import data_uri, picture, upstream_options
 
 pytestmark = pytest.mark.integration
 
@@ -120,20 +129,21 @@ def harness(settings: Settings, store: JobStore, tmp_path: Path, fake) -> Harnes
     return Harness(settings, store, LocalStorage(tmp_path / "files"), fake)
 
 
-class Recorder:
-    """A ``Progress`` that records calls and saved state, and can 'crash' after a save."""
+class Recorder(JobContext):
+    """A job context that records reports and saved state, and can 'crash' after a save."""
 
     def __init__(self, crash_after_save: bool = False) -> None:
+        super().__init__("job", on_report=self._record, on_save_state=self.states_append)
         self.calls: list[tuple[float, str, float]] = []
         self.states: list[dict] = []
         self.crash_after_save = crash_after_save
 
-    def __call__(self, fraction: float, stage: str) -> None:
+    def _record(self, fraction: float, stage: str) -> None:
         self.calls.append((fraction, stage, time.monotonic()))
         if self.crash_after_save and self.states:
             raise Crash()
 
-    def save_state(self, state: dict) -> None:
+    def states_append(self, state: dict) -> None:
         self.states.append(state)
 
     def stages(self) -> list[str]:
@@ -150,8 +160,10 @@ def engine_for():
     built: list[AimlapiEngine] = []
 
     def make(fake: FakeAimlApi, **options) -> AimlapiEngine:
-        options = {"poll_seconds": POLL, "policy": CDN_ALLOWED, **options}
-        engine = AimlapiEngine(options.pop("key", fake.key), base_url=fake.base_url, **options)
+        key, transport = options.pop("key", fake.key), options.pop("transport", None)
+        engine = AimlapiEngine(
+            key, base_url=fake.base_url, options=upstream_options(**options), transport=transport
+        )
         built.append(engine)
         return engine
 
@@ -277,8 +289,8 @@ def test_a_rejected_key_is_reported_for_the_operator_without_the_key(
 def test_a_missing_key_names_the_setting(harness: Harness, settings: Settings) -> None:
     with pytest.raises(ServiceUnavailable, match="REELFORGE_AIMLAPI_KEY"):
         AimlapiEngine.from_settings(settings)
-    job = harness.run(settings={"aimlapi_key": None})
-    assert job.status is JobStatus.ERROR and "REELFORGE_AIMLAPI_KEY" in job.error_message
+    with pytest.raises(ConfigurationError, match="REELFORGE_AIMLAPI_KEY"):
+        harness.run(settings={"aimlapi_key": None})  # refused before any job runs
 
 
 def test_429s_with_retry_after_and_503s_are_ridden_out(harness: Harness, fake) -> None:
@@ -305,8 +317,9 @@ def test_retry_after_waits_keep_calling_progress(fake, engine_for) -> None:
     assert len(waiting) >= 3 and max(gaps) <= 1.2
 
 
-def test_a_create_that_may_have_started_is_not_repeated(harness: Harness, fake) -> None:
-    fake.add_fault(500, method="POST", limit=1)
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_create_that_may_have_started_is_not_repeated(harness: Harness, fake, status) -> None:
+    fake.add_fault(status, method="POST", limit=1)
     job = harness.run()
     assert job.status is JobStatus.ERROR and job.error_name == "UpstreamError"
     assert "may have started anyway" in job.error_message
@@ -355,6 +368,109 @@ def test_progress_rises_through_the_stages_and_stays_below_done(fake, engine_for
     assert generating_progress(450.0, 45.0) < PROGRESS_GENERATED
 
 
+class FakeTime(JobContext):
+    """A job context on a fake clock: ``sleep`` advances it at once and records how long.
+
+    Give the engine ``clock`` too, and waits of any length take no real time."""
+
+    def __init__(self) -> None:
+        super().__init__("job")
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        self.raise_if_cancelled()
+
+
+def test_retry_after_is_honoured_while_following_and_downloading(fake, engine_for) -> None:
+    fake.script = ()  # completed at the first look
+    fake.add_fault(429, method="GET", limit=1, retry_after=7)
+    fake.add_fault(503, path="/cdn/", limit=1, retry_after=3)
+    engine = engine_for(fake, poll_seconds=30.0)
+    job = FakeTime()
+    engine.clock = job.clock
+    started = time.monotonic()
+    clip = engine.generate(request(), Inputs(), job)
+    assert clip.file is not None and clip.file.read_bytes() == fake.video
+    assert time.monotonic() - started < 2.0  # ten seconds of waiting, none of them real
+    assert job.slept == [1.0] * 10  # 7 s, then 3 s, in ticks that each report progress
+    assert [r.status for r in fake.matching("GET")] == [429, 200]
+    assert [r.status for r in fake.cdn_requests()] == [503, 200]
+
+
+def test_transient_waits_are_jittered_backoff_below_the_ceiling(fake, engine_for) -> None:
+    fake.script = ()
+    fake.add_fault(503, method="GET", limit=3)
+    engine = engine_for(fake, poll_seconds=10.0)
+    job = FakeTime()
+    engine.clock = job.clock
+    engine.generate(request(), Inputs(), job)
+    gets = fake.matching("GET")
+    assert [r.status for r in gets] == [503, 503, 503, 200]
+    assert 0.0 < sum(job.slept) <= 10.0 + 20.0 + 40.0  # full jitter below 10 * 2**n
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_a_create_refused_before_starting_is_repeated(fake, engine_for, status: int) -> None:
+    fake.add_fault(status, method="POST", limit=1)
+    engine = engine_for(fake)
+    job = FakeTime()
+    engine.clock = job.clock
+    engine.generate(request(), Inputs(), job)
+    assert [r.status for r in fake.matching("POST")] == [status, 200]
+    assert len(fake.generations) == 1
+
+
+class RefuseFirstConnection(httpx.HTTPTransport):
+    """The first request fails to connect (nothing sent); the rest go through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.refused:
+            self.refused += 1
+            raise httpx.ConnectError("connection refused", request=request)
+        return super().handle_request(request)
+
+
+def test_a_create_whose_connection_failed_before_sending_is_repeated(fake, engine_for) -> None:
+    transport = RefuseFirstConnection()
+    engine = engine_for(fake, transport=transport)
+    job = FakeTime()
+    engine.clock = job.clock
+    engine.generate(request(), Inputs(), job)
+    assert transport.refused == 1
+    assert fake.count("POST") == 1 and len(fake.generations) == 1
+
+
+def test_cancelling_wakes_a_long_poll_interval_at_once(fake, engine_for) -> None:
+    fake.time_scale = 1.0  # 50 real seconds of generation
+    engine = engine_for(fake, poll_seconds=30.0)
+    job = JobContext("job")
+    cancelled_at: list[float] = []
+
+    def cancel() -> None:
+        cancelled_at.append(time.monotonic())
+        job.cancel(Interruption.CANCELLED)
+
+    timer = threading.Timer(0.3, cancel)
+    timer.start()
+    with pytest.raises(JobInterrupted) as interrupted:
+        engine.generate(request(), Inputs(), job)
+    woke_after = time.monotonic() - cancelled_at[0]
+    timer.join()
+    assert interrupted.value.reason is Interruption.CANCELLED
+    assert woke_after < 2.0  # not the 30 s poll interval (generous: the machine may be busy)
+    assert fake.count("GET") == 1  # it was waiting out the 30 s poll interval
+
+
 # -- resuming instead of paying twice ------------------------------------------------------
 
 
@@ -367,7 +483,7 @@ def test_a_crashed_attempt_is_resumed_without_a_second_create(fake, engine_for) 
     assert state["upstream_id"] in fake.generations
     second = Recorder()
     clip = engine.generate(dataclasses.replace(request(), engine_state=state), Inputs(), second)
-    assert clip.extra["upstream_id"] == state["upstream_id"]
+    assert clip.facts["upstream_id"] == state["upstream_id"]
     assert clip.file is not None and clip.file.read_bytes() == fake.video
     assert second.states == []
     assert fake.count("POST") == 1
@@ -375,6 +491,30 @@ def test_a_crashed_attempt_is_resumed_without_a_second_create(fake, engine_for) 
     assert polled == {state["upstream_id"]}
     engine.close()
     assert not clip.file.exists()  # the engine's directory goes with it
+
+
+def test_a_resumed_generation_has_only_what_is_left_of_the_deadline(fake, engine_for) -> None:
+    fake.time_scale = 1.0  # 50 real seconds: still generating throughout
+    running = fake._create({"model": "veo2", "prompt": "a fox"}, fake.key)
+    engine = engine_for(fake, poll_seconds=2.0, timeout_seconds=100.0)
+    job = FakeTime()
+    engine.clock = job.clock
+    state = {"upstream_id": running.id, "submitted_at": time.time() - 95.0}
+    with pytest.raises(EngineError, match=r"did not finish within 100 s") as timed_out:
+        engine.generate(dataclasses.replace(request(), engine_state=state), Inputs(), job)
+    assert running.id in timed_out.value.message
+    assert 4.5 < sum(job.slept) <= 5.5  # the 5 s left, not another 100
+    assert fake.count("POST") == 0
+
+
+def test_a_resumed_generation_past_its_deadline_is_still_collected(fake, engine_for) -> None:
+    fake.script = ()
+    done = fake._create({"model": "veo2", "prompt": "a fox"}, fake.key)
+    engine = engine_for(fake)
+    state = {"upstream_id": done.id, "submitted_at": time.time() - 10_000.0}
+    clip = engine.generate(dataclasses.replace(request(), engine_state=state), Inputs(), Recorder())
+    assert clip.facts["upstream_id"] == done.id and clip.credits_used == 5 * CREDITS_PER_SECOND
+    assert fake.count("POST") == 0
 
 
 def test_a_job_handed_back_on_shutdown_resumes_the_same_generation(harness: Harness, fake) -> None:
@@ -441,10 +581,8 @@ def test_the_cdn_must_pass_the_address_rules(fake, engine_for) -> None:
     assert fake.cdn_requests() == []
 
 
-def test_a_file_that_is_not_an_mp4_is_refused(
-    fake, monkeypatch: pytest.MonkeyPatch, engine_for
-) -> None:
-    monkeypatch.setattr(type(fake), "video", property(lambda self: b"<html>Not found</html>"))
+def test_a_file_that_is_not_an_mp4_is_refused(fake, engine_for) -> None:
+    fake.video = b"<html>Not found</html>"
     engine = engine_for(fake)
     with pytest.raises(UpstreamError, match="cannot use: it is not an MP4"):
         engine.generate(request(), Inputs(), Recorder())
@@ -476,28 +614,69 @@ def test_fetch_to_file_streams_and_reports(fake, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("setup", "error", "match"),
+    ("setup", "transient", "match"),
     [
-        (lambda fake: setattr(fake, "cdn_cut_after", 10_000), TransientFetchError, "connection"),
-        (lambda fake: fake.add_fault(503, path="/cdn/"), TransientFetchError, "HTTP 503"),
-        (lambda fake: fake.add_fault(404, path="/cdn/"), ImageFetchError, "HTTP 404"),
-        (lambda fake: None, ImageFetchError, "larger than 1 KiB"),
+        (lambda fake: setattr(fake, "cdn_cut_after", 10_000), True, "connection"),
+        (lambda fake: fake.add_fault(503, path="/cdn/"), True, "HTTP 503"),
+        (lambda fake: fake.add_fault(404, path="/cdn/"), False, "HTTP 404"),
+        (lambda fake: None, False, "larger than 1 KiB"),
     ],
 )
-def test_fetch_to_file_leaves_no_partial_file(fake, tmp_path: Path, setup, error, match) -> None:
+def test_fetch_to_file_leaves_no_partial_file(
+    fake, tmp_path: Path, setup, transient, match
+) -> None:
     setup(fake)
     path = tmp_path / "v.mp4"
     limit = 1024 if "larger" in match else 2**20
-    with pytest.raises(error, match=match):
+    with pytest.raises(VideoFetchError, match=match) as failure:
         fetch_to_file(_video_url(fake), CDN_ALLOWED, path, max_bytes=limit)
+    assert failure.value.transient is transient
     assert not path.exists()
 
 
 def test_fetch_to_file_can_be_cancelled_by_its_callback(fake, tmp_path: Path) -> None:
     def cancel(written: int) -> None:
-        raise GenerationFailed("cancelled")
+        raise EngineError("cancelled")
 
     path = tmp_path / "v.mp4"
-    with pytest.raises(GenerationFailed):
+    with pytest.raises(EngineError):
         fetch_to_file(_video_url(fake), CDN_ALLOWED, path, max_bytes=2**20, on_progress=cancel)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        ("google/veo-3.1-reference-to-video", {"duration": 8, "provider": "fal"}),
+        ("google/veo3-1-fast-extend-video", {"duration": 7, "auto_fix": True}),
+        ("google/veo-3.1-first-last-image-to-video", {"duration": 4, "resolution": "720p"}),
+    ],
+)
+def test_new_models_are_forwarded_with_their_published_fields(
+    harness: Harness, fake, model: str, params: dict
+) -> None:
+    import jsonschema
+
+    from published_specs import published_models
+    from video_samples import make_video, video_data_uri
+
+    inputs = {
+        "google/veo-3.1-reference-to-video": {
+            "image_urls": [data_uri(picture((500, 500), seed=n)) for n in (1, 2)]
+        },
+        "google/veo3-1-fast-extend-video": {"video_url": video_data_uri(make_video(1.0))},
+        "google/veo-3.1-first-last-image-to-video": {
+            "image_url": data_uri(picture((800, 450), seed=3)),
+            "last_image_url": data_uri(picture((800, 450), seed=4)),
+        },
+    }[model]
+    job = harness.run(model, **params, **inputs)
+    assert job.status is JobStatus.COMPLETED, job.error_message
+    [create] = fake.matching("POST")
+    published = next(item for item in published_models() if item.name == model)
+    jsonschema.validate(create.body, published.schema)
+    assert set(create.body) <= set(published.properties)
+    for name, value in params.items():
+        assert create.body[name] == value
+    if "video_url" in create.body:
+        assert create.body["video_url"] == inputs["video_url"]  # the fetched bytes, as sent

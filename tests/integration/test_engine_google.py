@@ -22,10 +22,10 @@ from PIL import Image
 from pydantic import SecretStr
 
 from fakes.google_veo import OPERATION_ERROR, FakeGoogleVeo
-from reelforge.engines import EngineRouter, GenerationRequest, Inputs
+from reelforge.engines import EngineRouter, GenerationRequest, Inputs, JobContext
 from reelforge.engines.google import DEFAULT_MODELS, GoogleEngine
-from reelforge.engines.upstream import AUTH_REJECTED_MESSAGE
-from reelforge.errors import GenerationFailed, ServiceUnavailable, UpstreamError
+from reelforge.engines.upstream import AUTH_REJECTED_MESSAGE, UpstreamOptions
+from reelforge.errors import EngineError, ServiceUnavailable, UpstreamError
 from reelforge.jobs import JobRecord, JobStatus, JobStore, NewJob
 from reelforge.jobs.db import make_engine, upgrade
 from reelforge.media.encode import probe_mp4
@@ -33,12 +33,13 @@ from reelforge.media.netguard import FetchPolicy
 from reelforge.settings import Settings
 from reelforge.storage import LocalStorage
 from reelforge.worker import Worker
-from support import data_uri, picture
+from support import data_uri, picture, upstream_options
 
 pytestmark = pytest.mark.integration
 
 POLL = 0.02
 CDN_ALLOWED = FetchPolicy(allow=("localhost",))
+LIMIT_NAMES = {field.name for field in dataclasses.fields(UpstreamOptions)}
 SDK_ENVIRONMENT = (
     "GOOGLE_API_KEY",
     "GEMINI_API_KEY",
@@ -123,20 +124,21 @@ def run_job(
     return store.get(job_id)
 
 
-class Recorder:
-    """A ``Progress`` that records calls and saved state, and can 'crash' after a save."""
+class Recorder(JobContext):
+    """A job context that records reports and saved state, and can 'crash' after a save."""
 
     def __init__(self, crash_after_save: bool = False) -> None:
+        super().__init__("job", on_report=self._record, on_save_state=self.states_append)
         self.calls: list[tuple[float, str]] = []
         self.states: list[dict] = []
         self.crash_after_save = crash_after_save
 
-    def __call__(self, fraction: float, stage: str) -> None:
+    def _record(self, fraction: float, stage: str) -> None:
         self.calls.append((fraction, stage))
         if self.crash_after_save and self.states:
             raise Crash()
 
-    def save_state(self, state: dict) -> None:
+    def states_append(self, state: dict) -> None:
         self.states.append(state)
 
 
@@ -152,8 +154,11 @@ def engine_for():
     def make(fake: FakeGoogleVeo, **options) -> GoogleEngine:
         if "vertex_project" not in options:
             options.setdefault("api_key", fake.key)
-        defaults = {"policy": CDN_ALLOWED, "poll_seconds": POLL, "base_url": fake.base_url}
-        engine = GoogleEngine(**{**defaults, **options})
+        if "vertex_project" in options:
+            options.setdefault("vertex_location", "us-central1")
+        limits = {name: options.pop(name) for name in LIMIT_NAMES if name in options}
+        options.setdefault("base_url", fake.base_url)
+        engine = GoogleEngine(options=upstream_options(**limits), **options)
         engine.load()
         built.append(engine)
         return engine
@@ -231,7 +236,7 @@ def test_veo3_parameters_and_the_image_are_mapped(fake: FakeGoogleVeo, engine_fo
     )
     clip = engine.generate(wanted, Inputs(image=picture((720, 1280))), Recorder())
     engine.close()
-    assert clip.extra["upstream_id"].startswith(
+    assert clip.facts["upstream_id"].startswith(
         "publishers/google/models/veo-3.0-generate-001/operations/"
     )
     [create] = fake.creates()
@@ -374,7 +379,7 @@ def test_an_operation_that_takes_too_long_fails_with_its_name(
 ) -> None:
     fake.seconds = 60.0
     engine = engine_for(fake, timeout_seconds=0.3)
-    with pytest.raises(GenerationFailed, match=r"did not finish within 0\.3 s") as info:
+    with pytest.raises(EngineError, match=r"did not finish within 0\.3 s") as info:
         engine.generate(request(), Inputs(), Recorder())
     [name] = fake.operations
     assert name in info.value.message
@@ -396,7 +401,7 @@ def test_a_saved_operation_is_resumed_without_a_second_create(
     second = Recorder()
     resumed = dataclasses.replace(request(), engine_state=state)
     clip = engine.generate(resumed, Inputs(), second)
-    assert clip.extra["upstream_id"] == state["operation"]
+    assert clip.facts["upstream_id"] == state["operation"]
     assert second.states == [] and len(fake.creates()) == 1
     assert {r.body["operationName"] for r in fake.polls()} == {state["operation"]}
     assert second.calls[-1] == (0.98, "checking video")

@@ -9,12 +9,14 @@ import uuid
 import numpy as np
 import pytest
 
-from reelforge.engines import Capabilities, Clip, EngineRouter
-from reelforge.errors import GenerationFailed
+from reelforge.engines import Capabilities, Clip, EngineFactory, EngineRouter
+from reelforge.errors import EngineError
 from reelforge.jobs import JobStatus, NewJob
 from reelforge.media.encode import probe_mp4
 from reelforge.storage import LocalStorage
-from reelforge.worker import Worker
+from reelforge.worker import Worker, WorkerPool
+from reelforge.worker.running import RunningJob
+from support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +30,8 @@ class ScriptedEngine:
         self.behaviour = behaviour
         self.loads = 0
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(models=frozenset({"veo2"}))
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities()
 
     def load(self) -> None:
         self.loads += 1
@@ -37,14 +39,14 @@ class ScriptedEngine:
     def close(self) -> None:
         pass
 
-    def generate(self, request, inputs, progress) -> Clip:
-        return self.behaviour(request, progress)
+    def generate(self, request, inputs, job) -> Clip:
+        return self.behaviour(request, job)
 
 
-def frames_clip(request, progress, on_frame=None) -> Clip:
+def frames_clip(request, job, on_frame=None) -> Clip:
     def frames():
         for index in range(request.frame_count):
-            progress(index / request.frame_count, "rendering")
+            job.report(index / request.frame_count, "rendering")
             if on_frame:
                 on_frame(index)
             yield np.full((request.height, request.width, 3), index % 255, dtype=np.uint8)
@@ -61,7 +63,7 @@ def make_worker(settings, store, tmp_path):
     def make(behaviour, **overrides):
         engine = ScriptedEngine(behaviour)
         local = settings.model_copy(update={"engine": "scripted", **overrides})
-        router = EngineRouter(local, {"scripted": lambda _settings: engine})
+        router = EngineRouter(local, {"scripted": EngineFactory(lambda _settings: engine)})
         return Worker(local, store, storage, router, worker_id="w1"), engine, storage
 
     return make
@@ -98,10 +100,10 @@ def test_completes_with_a_probed_video_and_loads_the_engine_once(make_worker, st
 
 
 def test_engine_errors_reach_the_user_and_internal_ones_do_not(make_worker, store) -> None:
-    def refuse(request, progress):
-        raise GenerationFailed("the prompt asks for something this engine cannot draw")
+    def refuse(request, job):
+        raise EngineError("the prompt asks for something this engine cannot draw")
 
-    def crash(request, progress):
+    def crash(request, job):
         raise RuntimeError("secret internal detail")
 
     worker, _, _ = make_worker(refuse)
@@ -122,7 +124,7 @@ def test_engine_errors_reach_the_user_and_internal_ones_do_not(make_worker, stor
 
 
 def test_wrong_frames_fail_the_job_and_leave_no_file(make_worker, store, tmp_path) -> None:
-    def short(request, progress):
+    def short(request, job):
         frames = (np.zeros((request.height, request.width, 3), np.uint8) for _ in range(3))
         return Clip(width=request.width, height=request.height, frame_count=120, frames=frames)
 
@@ -138,29 +140,29 @@ def test_wrong_frames_fail_the_job_and_leave_no_file(make_worker, store, tmp_pat
 def test_shutdown_hands_the_job_back(make_worker, store) -> None:
     started = threading.Event()
 
-    def slow(request, progress):
-        return frames_clip(request, progress, on_frame=lambda i: (started.set(), time.sleep(0.01)))
+    def slow(request, job):
+        return frames_clip(request, job, on_frame=lambda i: (started.set(), time.sleep(0.01)))
 
     worker, _, _ = make_worker(slow)
     job_id = submit(store)
     thread = threading.Thread(target=worker.run_once)
     thread.start()
-    started.wait(10)
-    worker.stop_event.set()
+    assert started.wait(10)
+    worker.stop_event.set()  # no drain: the heartbeat stops the job at its next beat
     thread.join(10)
     job = store.get(job_id)
     assert job.status is JobStatus.QUEUED and job.attempts == 0 and job.worker_id is None
 
 
 def test_a_lost_lease_stops_the_job_without_finishing_it(make_worker, store) -> None:
-    def slow(request, progress):
-        return frames_clip(request, progress, on_frame=lambda i: time.sleep(0.02))
+    def slow(request, job):
+        return frames_clip(request, job, on_frame=lambda i: time.sleep(0.02))
 
     worker, _, _ = make_worker(slow, lease_seconds=0.9)
     job_id = submit(store)
     thread = threading.Thread(target=worker.run_once)
     thread.start()
-    time.sleep(0.3)
+    wait_until(lambda: store.get(job_id).status is JobStatus.GENERATING)
     # Another worker takes the job, as after an expired lease. w1's heartbeat may extend
     # the lease again in between, so expire and claim until w2 owns it.
     stolen = None
@@ -176,38 +178,37 @@ def test_a_lost_lease_stops_the_job_without_finishing_it(make_worker, store) -> 
 
 
 def test_job_timeout(make_worker, store) -> None:
-    def slow(request, progress):
-        return frames_clip(request, progress, on_frame=lambda i: time.sleep(0.05))
+    def slow(request, job):
+        return frames_clip(request, job, on_frame=lambda i: time.sleep(0.05))
 
     worker, _, _ = make_worker(slow, job_timeout_seconds=0.3)
     job_id = submit(store)
     worker.run_once()
     job = store.get(job_id)
-    assert job.status is JobStatus.ERROR
+    assert (job.status, job.error_name) == (JobStatus.ERROR, "Timeout")
     assert "longer than the 0.3 s limit" in job.error_message
 
 
 def test_engine_state_survives_to_the_next_attempt_and_credits_are_reported(
     make_worker, store, clock
 ) -> None:
-    from reelforge.engines.base import save_engine_state
-
     seen_states = []
 
-    def upstreamish(request, progress):
+    def upstreamish(request, job):
         seen_states.append(dict(request.engine_state))
         if not request.engine_state:
-            save_engine_state(progress, {"upstream_id": "up-1"})
+            job.save_state({"upstream_id": "up-1"})
             raise RuntimeError("the worker 'crashes' after creating the upstream task")
-        clip = frames_clip(request, progress)
-        clip.extra["credits_used"] = 42
+        clip = frames_clip(request, job)
+        clip.credits_used = 42
         return clip
 
     worker, _, _ = make_worker(upstreamish)
     job_id = submit(store)
     job = store.claim("w1", lease_seconds=30, max_attempts=3)
+    context = RunningJob(worker, job).context
     with pytest.raises(RuntimeError):
-        worker._generate(job, _tracker_for(worker, job), worker.storage.temp_dir() / "x.mp4")
+        worker._generate(job, context, worker.storage.temp_dir() / "x.mp4")
     assert store.get(job_id).info["engine_state"] == {"upstream_id": "up-1"}
     clock.advance(60)  # the lease runs out, as if the worker had died
     assert worker.run_once()
@@ -217,7 +218,61 @@ def test_engine_state_survives_to_the_next_attempt_and_credits_are_reported(
     assert job.credits == 42
 
 
-def _tracker_for(worker, job):
-    from reelforge.worker import _Tracker
+def test_a_hung_engine_cannot_hold_a_job_past_its_deadline(make_worker, store) -> None:
+    """An engine that never looks at its job context: the heartbeat ends the job."""
+    release = threading.Event()
 
-    return _Tracker(worker, job)
+    def hung(request, job):
+        release.wait(60)  # a stuck native call: no report, no cancellation check
+        raise RuntimeError("woke up far too late")
+
+    worker, _, _ = make_worker(
+        hung, job_timeout_seconds=0.5, job_timeout_grace_seconds=0.5, lease_seconds=3
+    )
+    abandoned = []
+    worker._on_abandoned = abandoned.append
+    job_id = submit(store)
+    thread = threading.Thread(target=worker.run_once, daemon=True)
+    began = time.monotonic()
+    thread.start()
+    wait_until(lambda: store.get(job_id).status is JobStatus.ERROR)
+    took = time.monotonic() - began
+    job = store.get(job_id)
+    assert job.error_name == "Timeout" and "0.5 s limit" in job.error_message
+    assert 0.9 <= took < 5
+    assert [j.id for j in abandoned] == [job_id]
+    release.set()
+    thread.join(10)
+    assert store.get(job_id).status is JobStatus.ERROR  # the late engine changes nothing
+
+
+def test_a_pool_replaces_a_thread_lost_to_a_hung_engine(settings, store, tmp_path) -> None:
+    release = threading.Event()
+    calls = []
+
+    def maybe_hang(request, job):
+        calls.append(request.job_id)
+        if len(calls) == 1:
+            release.wait(60)
+        frames = (np.zeros((64, 64, 3), np.uint8) for _ in range(request.frame_count))
+        return Clip(width=64, height=64, frame_count=request.frame_count, frames=frames)
+
+    engine = ScriptedEngine(maybe_hang)
+    local = settings.model_copy(
+        update={
+            "engine": "scripted",
+            "job_timeout_seconds": 1.0,
+            "job_timeout_grace_seconds": 0.3,
+            "poll_seconds": 0.05,
+        }
+    )
+    router = EngineRouter(local, {"scripted": EngineFactory(lambda _settings: engine)})
+    pool = WorkerPool(local, store, LocalStorage(tmp_path / "files"), router, 1, recycle=False)
+    hung, later = submit(store), submit(store)
+    pool.start()
+    try:
+        wait_until(lambda: store.get(later).status is JobStatus.COMPLETED, timeout=30)
+        assert store.get(hung).error_name == "Timeout"
+    finally:
+        release.set()
+        pool.stop()

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 import tiny_pipelines
-from reelforge.engines import EngineRouter
-from reelforge.engines.base import GenerationRequest, Inputs
+from reelforge.engines import EngineFactory, EngineRouter
+from reelforge.engines.base import GenerationRequest, Inputs, JobContext
 from reelforge.engines.diffusers import DiffusersEngine
 from reelforge.engines.diffusers import loading as loading_module
 from reelforge.engines.diffusers.audio import fit_length
@@ -40,7 +40,7 @@ from reelforge.engines.diffusers.resample import (
     output_frames,
     source_positions,
 )
-from reelforge.errors import GenerationFailed, ServiceUnavailable
+from reelforge.errors import EngineError, Interruption, JobInterrupted, ServiceUnavailable
 
 pytestmark = pytest.mark.unit
 
@@ -49,10 +49,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 WORK_AREA = 48 * 32
 """Pixels per native frame in these tests: 48x32 or 32x32 depending on the family."""
 PIPELINES = ("wan_t2v", "wan_ti2v", "wan_i2v", "wan_flf2v", "ltx_t2v", "ltx_i2v", "stable_audio")
-
-
-class Stop(Exception):
-    """Raised by a progress callback, as the worker does on shutdown."""
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +96,7 @@ def photo(color: str = "orange", size: tuple[int, int] = (300, 200)) -> Image.Im
 
 
 def run(engine, req=None, inputs=None, progress=None) -> tuple[list[np.ndarray], object]:
-    clip = engine.generate(req or request(), inputs or Inputs(), progress or (lambda f, s: None))
+    clip = engine.generate(req or request(), inputs or Inputs(), JobContext(on_report=progress))
     return list(clip.frames), clip
 
 
@@ -124,12 +120,12 @@ def test_frames_have_the_published_count_and_size(make_engine, name, with_image,
     assert (clip.frame_count, clip.fps, clip.width, clip.height) == (24, 24, 64, 48)
     assert len(frames) == 24
     assert all(frame.shape == (48, 64, 3) and frame.dtype == np.uint8 for frame in frames)
-    assert clip.extra["family"] == family
-    assert clip.extra["diffusers_model"] == name
+    assert clip.facts["family"] == family
+    assert clip.facts["diffusers_model"] == name
     native_fps = 16 if family == "wan" else 24
-    assert clip.extra["native_fps"] == native_fps
-    assert clip.extra["native_frames"] == native_frames(1, native_fps, 4, 257)
-    assert clip.extra["steps"] == 2 and clip.extra["time_resampling"] == "blend"
+    assert clip.facts["native_fps"] == native_fps
+    assert clip.facts["native_frames"] == native_frames(1, native_fps, 4, 257)
+    assert clip.facts["steps"] == 2 and clip.facts["time_resampling"] == "blend"
     assert np.std(np.stack(frames)) > 0
 
 
@@ -151,22 +147,22 @@ def test_progress_is_monotonic_named_and_complete(make_engine) -> None:
     assert stages == ["loading model", "denoising", "decoding", "resampling"]
 
 
-def test_a_raising_progress_callback_stops_the_job_and_the_engine_recovers(make_engine) -> None:
+def test_cancellation_stops_the_job_and_the_engine_recovers(make_engine) -> None:
     engine = make_engine("wan_t2v")
 
-    def stop_while_denoising(fraction: float, stage: str) -> None:
-        if stage == "denoising" and fraction > 0:
-            raise Stop()
+    def stop_in(wanted: str, after: float) -> JobContext:
+        def report(fraction: float, stage: str) -> None:
+            if stage == wanted and fraction > after:
+                job.cancel(Interruption.SHUTDOWN)
 
-    with pytest.raises(Stop):
-        engine.generate(request(), Inputs(), stop_while_denoising)
+        job = JobContext(on_report=report)
+        return job
 
-    def stop_while_resampling(fraction: float, stage: str) -> None:
-        if stage == "resampling" and fraction > 0.5:
-            raise Stop()
+    with pytest.raises(JobInterrupted):
+        engine.generate(request(), Inputs(), stop_in("denoising", 0))
 
-    clip = engine.generate(request(), Inputs(), stop_while_resampling)
-    with pytest.raises(Stop):
+    clip = engine.generate(request(), Inputs(), stop_in("resampling", 0.5))
+    with pytest.raises(JobInterrupted):
         list(clip.frames)
     frames, _ = run(engine)  # the lock was released and the pipeline still works
     assert len(frames) == 24
@@ -177,7 +173,7 @@ def test_two_jobs_load_the_checkpoint_once(make_engine) -> None:
     run(engine)
     frames, clip = run(engine, request(seed=99, duration_seconds=2))
     assert engine.models.loads == 1
-    assert len(frames) == clip.frame_count == 48 and clip.extra["native_frames"] == 33
+    assert len(frames) == clip.frame_count == 48 and clip.facts["native_frames"] == 33
 
 
 def test_one_checkpoint_serves_text_and_image_without_a_second_copy(make_engine) -> None:
@@ -193,11 +189,11 @@ def test_one_checkpoint_serves_text_and_image_without_a_second_copy(make_engine)
 
 
 def test_last_frame_is_used_by_flf2v_and_ignored_elsewhere(make_engine) -> None:
-    inputs = Inputs(image=photo("orange"), tail_image=photo("teal"))
+    inputs = Inputs(image=photo("orange"), last_frame=photo("teal"))
     _, clip = run(make_engine("wan_flf2v"), inputs=inputs)
-    assert clip.extra["tail_image"] == "used as the last frame"
+    assert clip.facts["tail_image"] == "used as the last frame"
     _, clip = run(make_engine("wan_i2v"), inputs=inputs)
-    assert clip.extra["tail_image"].startswith("ignored")
+    assert clip.facts["tail_image"].startswith("ignored")
 
 
 # -- loading, detection, errors ------------------------------------------------------------
@@ -341,20 +337,20 @@ def test_a_missing_directory_is_unavailable_and_says_where(make_engine, tmp_path
     missing = tmp_path / "no-such-model"
     engine = make_engine(None, diffusers_model_path=str(missing))
     with pytest.raises(ServiceUnavailable, match="no-such-model"):
-        engine.generate(request(), Inputs(), lambda f, s: None)
-    assert engine.capabilities().text_to_video is False
+        engine.generate(request(), Inputs(), JobContext())
+    assert engine.capabilities("veo2").inputs == frozenset()
 
 
 def test_a_directory_that_is_no_pipeline_is_unavailable(make_engine, tmp_path) -> None:
     engine = make_engine(None, diffusers_model_path=str(tmp_path))
     with pytest.raises(ServiceUnavailable, match=r"model_index\.json"):
-        engine.generate(request(), Inputs(), lambda f, s: None)
+        engine.generate(request(), Inputs(), JobContext())
 
 
 def test_an_uncached_hub_model_is_unavailable_with_the_download_hint(make_engine) -> None:
     engine = make_engine(None, diffusers_model_path="reelforge-tests/no-such-checkpoint")
     with pytest.raises(ServiceUnavailable) as caught:
-        engine.generate(request(), Inputs(), lambda f, s: None)
+        engine.generate(request(), Inputs(), JobContext())
     assert "Hugging Face cache" in caught.value.message
     assert "REELFORGE_DIFFUSERS_ALLOW_DOWNLOAD" in caught.value.message
 
@@ -362,38 +358,40 @@ def test_an_uncached_hub_model_is_unavailable_with_the_download_hint(make_engine
 def test_no_configured_model_names_the_settings(make_engine) -> None:
     engine = make_engine(None)
     with pytest.raises(ServiceUnavailable, match="REELFORGE_DIFFUSERS_MODEL_PATH"):
-        engine.generate(request(), Inputs(), lambda f, s: None)
+        engine.generate(request(), Inputs(), JobContext())
 
 
 def test_wrong_input_kind_fails_the_job_before_loading(make_engine) -> None:
     engine = make_engine("wan_t2v")
-    with pytest.raises(GenerationFailed, match="text-to-video checkpoint"):
-        engine.generate(request(), Inputs(image=photo()), lambda f, s: None)
+    with pytest.raises(EngineError, match="text-to-video checkpoint"):
+        engine.generate(request(), Inputs(image=photo()), JobContext())
     engine = make_engine("wan_i2v")
-    with pytest.raises(GenerationFailed, match="needs an input image"):
-        engine.generate(request(), Inputs(), lambda f, s: None)
+    with pytest.raises(EngineError, match="needs an input image"):
+        engine.generate(request(), Inputs(), JobContext())
     assert engine.models.loads == 0
 
 
 def test_capabilities_follow_the_configured_checkpoints(make_engine, models) -> None:
     engine = make_engine("wan_t2v")
-    caps = engine.capabilities()
-    assert (caps.text_to_video, caps.image_to_video, caps.audio, caps.enhances_prompt) == (
-        True,
-        False,
-        False,
-        False,
-    )
-    assert "veo2/image-to-video" in caps.models
+    caps = engine.capabilities("veo2/image-to-video")
+    assert (caps.inputs, caps.enhances_prompt) == (frozenset({"text"}), False)
     per_model = {"veo2": str(models["wan_t2v"]), "veo2/image-to-video": str(models["wan_i2v"])}
-    engine = make_engine(
-        None,
-        diffusers_models=per_model,
-        diffusers_audio_model_path=str(models["stable_audio"]),
+    engine = make_engine(None, diffusers_models=per_model)
+    assert engine.capabilities("veo2").inputs == {"text"}
+    assert engine.capabilities("veo2/image-to-video").inputs == {"image", "last_frame"}
+    assert engine.capabilities("google/veo-3.0-i2v").inputs == frozenset()
+
+
+def test_the_router_refuses_what_the_checkpoint_cannot_take(settings, models) -> None:
+    local = settings.model_copy(
+        update={"engine": "diffusers", "diffusers_model_path": str(models["wan_t2v"])}
     )
-    caps = engine.capabilities()
-    assert caps.models == frozenset(per_model)
-    assert caps.text_to_video and caps.image_to_video and caps.audio
+    router = EngineRouter(local)
+    engine = router.for_model("veo2/image-to-video")
+    with pytest.raises(EngineError, match="cannot take image inputs"):
+        router.check(engine, request(model="veo2/image-to-video"), Inputs(image=photo()))
+    router.check(engine, request(), Inputs())
+    router.close()
 
 
 def test_per_model_checkpoints_route_each_model(make_engine, models) -> None:
@@ -401,7 +399,7 @@ def test_per_model_checkpoints_route_each_model(make_engine, models) -> None:
     engine = make_engine(None, diffusers_models=per_model)
     _, text_clip = run(engine)
     _, image_clip = run(engine, request(model="veo2/image-to-video"), Inputs(image=photo()))
-    assert (text_clip.extra["family"], image_clip.extra["family"]) == ("ltx", "wan")
+    assert (text_clip.facts["family"], image_clip.facts["family"]) == ("ltx", "wan")
     assert engine.models.loads == 2
 
 
@@ -440,14 +438,14 @@ def test_audio_model_renders_the_clip_length(make_engine, models) -> None:
     _, clip = run(engine, request(generate_audio=True), progress=lambda f, s: events.append(s))
     assert clip.audio is not None and clip.audio.sample_rate == 4  # the tiny VAE's rate
     assert clip.audio.samples.shape == (2, 4) and clip.audio.samples.dtype == np.float32
-    assert clip.extra["audio"] == "generated by stable_audio" and "audio" in events
+    assert clip.facts["audio"] == "generated by stable_audio" and "audio" in events
     _, clip = run(engine, request(generate_audio=True, duration_seconds=2))
     assert clip.audio.samples.shape == (2, 8) and engine.audio.loads == 1
 
 
 def test_without_an_audio_model_the_clip_is_silent_and_says_so(make_engine) -> None:
     _, clip = run(make_engine("wan_t2v"), request(generate_audio=True))
-    assert clip.audio is None and clip.extra["audio"] == "not configured"
+    assert clip.audio is None and clip.facts["audio"] == "not configured"
 
 
 def test_fit_length_trims_pads_and_cleans() -> None:
@@ -531,7 +529,12 @@ def test_worker_runs_a_job_through_the_engine_into_a_real_mp4(settings, models, 
     store = JobStore(db)
     storage = LocalStorage(tmp_path / "files")
     router = EngineRouter(
-        local, {"diffusers": lambda s: DiffusersEngine.from_settings(s, work_area=WORK_AREA)}
+        local,
+        {
+            "diffusers": EngineFactory(
+                lambda s: DiffusersEngine.from_settings(s, work_area=WORK_AREA)
+            )
+        },
     )
     job_id = f"{uuid.uuid4()}:veo2"
     store.create(
@@ -556,3 +559,45 @@ def test_worker_runs_a_job_through_the_engine_into_a_real_mp4(settings, models, 
     assert (facts.width, facts.height, facts.frame_count) == (1280, 720, 120)
     assert job.info["engine"] == "diffusers" and job.info["family"] == "wan"
     assert job.info["native_frames"] == 81
+
+
+FIRST_LAST = "google/veo-3.1-first-last-image-to-video"
+
+
+def test_first_last_models_need_a_first_last_checkpoint(make_engine, models) -> None:
+    """A Wan I2V checkpoint ignores a tail image for veo2/image-to-video only; the first-last
+    models are refused by it, served by FLF2V, and references or videos by none."""
+    engine = make_engine("wan_i2v")
+    assert engine.capabilities("veo2/image-to-video").inputs == {"image", "last_frame"}
+    assert engine.capabilities(FIRST_LAST).inputs == {"image"}
+    flf2v = make_engine("wan_flf2v")
+    assert flf2v.capabilities(FIRST_LAST).inputs == {"image", "last_frame"}
+    text = make_engine("wan_t2v")
+    for model in ("google/veo-3.1-reference-to-video", "google/veo3-1-extend-video"):
+        assert not {"reference_images", "video"} & text.capabilities(model).inputs
+    inputs = Inputs(image=photo("orange"), last_frame=photo("teal"))
+    _, clip = run(flf2v, inputs=inputs)
+    assert clip.facts["tail_image"] == "used as the last frame"
+
+
+def test_the_router_refuses_kinds_diffusers_cannot_serve(settings, models) -> None:
+    local = settings.model_copy(
+        update={"engine": "diffusers", "diffusers_model_path": str(models["wan_i2v"])}
+    )
+    router = EngineRouter(local)
+    engine = router.for_model(FIRST_LAST)
+    inputs = Inputs(image=photo("orange"), last_frame=photo("teal"))
+    with pytest.raises(EngineError, match="cannot take last frame inputs"):
+        router.check(engine, request(model=FIRST_LAST), inputs)
+    refs = Inputs(references=(photo("orange"),))
+    with pytest.raises(EngineError, match="cannot take reference images inputs"):
+        router.check(engine, request(model="google/veo-3.1-reference-to-video"), refs)
+    router.close()
+
+
+def test_a_last_frame_without_a_first_is_refused(make_engine) -> None:
+    engine = make_engine("wan_flf2v")
+    with pytest.raises(EngineError, match="without a first frame"):
+        engine.generate(
+            request(model="veo-3.1-lite-generate-001"), Inputs(last_frame=photo()), JobContext()
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reelforge.engines.base import Clip, Engine, GenerationRequest, Inputs
+from reelforge.engines.base import Engine, GenerationRequest, Inputs, JobContext
 from reelforge.engines.preview import PreviewEngine
+from reelforge.errors import Interruption, JobInterrupted
+from reelforge.media.clip import Clip
 from reelforge.media.encode import encode_mp4, probe_mp4
 from reelforge.media.fit import fit_frame
 
@@ -44,12 +47,8 @@ def request(
     )
 
 
-def ignore(_fraction: float, _stage: str) -> None:
-    pass
-
-
 def render(req: GenerationRequest, inputs: Inputs | None = None) -> list[np.ndarray]:
-    clip = PreviewEngine().generate(req, inputs or Inputs(), ignore)
+    clip = PreviewEngine().generate(req, inputs or Inputs(), JobContext())
     assert clip.frames is not None
     return list(clip.frames)
 
@@ -86,21 +85,21 @@ def test_implements_the_engine_protocol() -> None:
     engine = PreviewEngine()
     assert isinstance(engine, Engine)
     assert engine.name == "preview"
-    caps = engine.capabilities()
-    assert caps.models == {"veo2", "veo2/image-to-video", "google/veo-3.0-i2v"}
-    assert caps.text_to_video and caps.image_to_video and caps.audio
+    caps = engine.capabilities("veo2")
+    assert {"text", "image", "last_frame"} <= caps.inputs
     engine.load()
     engine.close()
 
 
 def test_generate_is_lazy() -> None:
     calls: list[float] = []
-    clip = PreviewEngine().generate(request(), Inputs(), lambda f, s: calls.append(f))
+    job = JobContext(on_report=lambda f, s: calls.append(f))
+    clip = PreviewEngine().generate(request(), Inputs(), job)
     assert isinstance(clip.frames, Iterator)
     assert calls == []
     assert (clip.width, clip.height, clip.frame_count, clip.fps) == (320, 180, 24, 24)
     assert clip.audio is None
-    assert "palette" in str(clip.extra["preview_scene"])
+    assert "palette" in str(clip.facts["preview_scene"])
 
 
 @pytest.mark.parametrize("size", [(320, 180), (180, 320), (256, 256)])
@@ -160,9 +159,9 @@ def test_negative_prompt_removes_elements() -> None:
     with_all = render(request(prompt))
     without = render(request(prompt, negative="dragon"))
     assert digest(with_all) != digest(without)
-    clip = PreviewEngine().generate(request(prompt, negative="dragon"), Inputs(), ignore)
-    assert "subject" not in str(clip.extra["preview_scene"])
-    assert "subject" in str(PreviewEngine().generate(request(prompt), Inputs(), ignore).extra)
+    clip = PreviewEngine().generate(request(prompt, negative="dragon"), Inputs(), JobContext())
+    assert "subject" not in str(clip.facts["preview_scene"])
+    assert "subject" in str(PreviewEngine().generate(request(prompt), Inputs(), JobContext()).facts)
 
 
 def test_image_to_video_starts_exactly_on_the_fitted_image() -> None:
@@ -177,7 +176,7 @@ def test_image_to_video_starts_exactly_on_the_fitted_image() -> None:
 
 def test_image_to_video_ends_exactly_on_the_tail_image() -> None:
     head, tail = position_image(), Image.new("RGB", (300, 500), (20, 200, 60))
-    frames = render(request("zoom in", seconds=2), Inputs(image=head, tail_image=tail))
+    frames = render(request("zoom in", seconds=2), Inputs(image=head, last_frame=tail))
     assert np.array_equal(frames[0], np.asarray(fit_frame(head, SMALL)))
     assert np.array_equal(frames[-1], np.asarray(fit_frame(tail, SMALL)))
     greens = [frame[..., 1].mean() - frame[..., 0].mean() for frame in frames]
@@ -219,9 +218,11 @@ def test_camera_moves_follow_the_prompt() -> None:
 def test_audio_is_exact_stereo_bounded_and_deterministic() -> None:
     engine = PreviewEngine()
     req = request("waves crash on a beach at sunset", seconds=2, audio=True)
-    first = engine.generate(req, Inputs(), ignore).audio
-    again = engine.generate(req, Inputs(), ignore).audio
-    other = engine.generate(request(req.prompt, seconds=2, audio=True, seed=99), Inputs(), ignore)
+    first = engine.generate(req, Inputs(), JobContext()).audio
+    again = engine.generate(req, Inputs(), JobContext()).audio
+    other = engine.generate(
+        request(req.prompt, seconds=2, audio=True, seed=99), Inputs(), JobContext()
+    )
     assert first is not None and again is not None and other.audio is not None
     samples = first.samples
     assert first.sample_rate == 48_000
@@ -240,7 +241,8 @@ def test_latency_is_spread_over_the_frames() -> None:
     engine = PreviewEngine(latency_seconds=0.3)
     calls: list[tuple[float, float]] = []
     began = time.monotonic()
-    clip = engine.generate(request(), Inputs(), lambda f, s: calls.append((time.monotonic(), f)))
+    job = JobContext(on_report=lambda f, s: calls.append((time.monotonic(), f)))
+    clip = engine.generate(request(), Inputs(), job)
     assert time.monotonic() - began < 0.3, "generate itself must not wait"
     assert clip.frames is not None
     frames = list(clip.frames)
@@ -253,7 +255,8 @@ def test_latency_is_spread_over_the_frames() -> None:
 
 def test_progress_is_monotonic_and_reaches_one() -> None:
     calls: list[tuple[float, str]] = []
-    clip = PreviewEngine().generate(request(seconds=2), Inputs(), lambda f, s: calls.append((f, s)))
+    job = JobContext(on_report=lambda f, s: calls.append((f, s)))
+    clip = PreviewEngine().generate(request(seconds=2), Inputs(), job)
     assert clip.frames is not None
     list(clip.frames)
     fractions = [fraction for fraction, _ in calls]
@@ -263,26 +266,39 @@ def test_progress_is_monotonic_and_reaches_one() -> None:
     assert len(fractions) > 10
 
 
-def test_a_raising_progress_callback_aborts_rendering_and_encoding(tmp_path: Path) -> None:
-    class Cancelled(Exception):
-        pass
-
+def test_cancellation_aborts_rendering_and_encoding(tmp_path: Path) -> None:
     def cancel_midway(fraction: float, _stage: str) -> None:
         if fraction >= 0.5:
-            raise Cancelled
+            job.cancel(Interruption.CANCELLED)
 
-    clip = PreviewEngine().generate(request(seconds=2), Inputs(), cancel_midway)
+    job = JobContext(on_report=cancel_midway)
+    clip = PreviewEngine().generate(request(seconds=2), Inputs(), job)
     path = tmp_path / "cancelled.mp4"
-    with pytest.raises(Cancelled):
+    with pytest.raises(JobInterrupted) as stopped:
         encode_mp4(clip, path)
+    assert stopped.value.reason is Interruption.CANCELLED
     assert not path.exists()
+
+
+def test_cancellation_ends_an_emulated_latency_at_once() -> None:
+    job = JobContext()
+    clip = PreviewEngine(latency_seconds=60).generate(request(seconds=2), Inputs(), job)
+    assert clip.frames is not None
+    frames = iter(clip.frames)
+    next(frames)
+    timer = threading.Timer(0.2, job.cancel, args=(Interruption.CANCELLED,))
+    began = time.monotonic()
+    timer.start()
+    with pytest.raises(JobInterrupted):
+        list(frames)
+    assert time.monotonic() - began < 5
 
 
 def test_full_pipeline_at_720p(tmp_path: Path) -> None:
     """A real-size clip through render and encode; prints the timing (no threshold)."""
     req = request("a dragon flies over a fiery sunset", size=(1280, 720), seconds=5, audio=True)
     began = time.perf_counter()
-    clip: Clip = PreviewEngine().generate(req, Inputs(), ignore)
+    clip: Clip = PreviewEngine().generate(req, Inputs(), JobContext())
     result = encode_mp4(clip, tmp_path / "720p.mp4", preset="veryfast", threads=1)
     elapsed = time.perf_counter() - began
     print(f"\n720p 5 s text-to-video with audio, render + encode (1 thread): {elapsed:.2f} s")

@@ -15,67 +15,52 @@ Vertex AI's long-running predict protocol, authenticated one of two ways:
 
 ``REELFORGE_GOOGLE_BASE_URL`` replaces the endpoint (a proxy, or the test fake).
 
-**Models.** Published models map to Google model ids; ``REELFORGE_GOOGLE_MODELS``
-(``veo2=veo-2.0-generate-001,...``) overrides any of them. Defaults:
+**Models and parameters.** Each published model maps to a Google model id and its
+fields to the SDK's parameters as ``google_models`` documents; ``REELFORGE_GOOGLE_MODELS``
+(``veo2=veo-2.0-generate-001,...``) overrides any id. What Google does not offer on a
+model (reference images on Veo 3.0, say) is refused before anything is paid for.
 
-=========================  =======================
-published model            Google model
-=========================  =======================
-``veo2``                   ``veo-2.0-generate-001``
-``veo2/image-to-video``    ``veo-2.0-generate-001``
-``google/veo-3.0-i2v``     ``veo-3.0-generate-001``
-=========================  =======================
+**Waiting and resuming** are ``UpstreamEngine``'s, as for the ``aimlapi`` engine: the
+operation name is saved as engine state as soon as Google returns it (a later attempt of
+the job polls it instead of starting, and paying for, another), polls start at
+``REELFORGE_GOOGLE_POLL_SECONDS``, and the deadline is ``REELFORGE_GOOGLE_TIMEOUT_SECONDS``.
+The SDK's own retries are switched off so that retries happen in one place, where they
+report progress and wake on cancellation. Google returns the video inline (base64)
+unless a storage bucket is configured, which this engine never asks for; an http(s) URI
+is downloaded through the SSRF-safe fetcher.
 
-**Parameters.** ``aspect_ratio`` -> ``aspectRatio``, ``duration`` -> ``durationSeconds``,
-``negative_prompt``, ``seed``, ``enhance_prompt`` as they are; for Veo 3 models (ids
-starting ``veo-3``) also ``generate_audio`` and ``resolution`` (``720P`` -> ``720p``,
-Google's spelling); ``image_url`` -> the instance's ``image`` and ``tail_image_url`` ->
-``lastFrame``, both as JPEG bytes re-encoded from what reelforge decoded. One video per
-request (``sampleCount`` 1).
-
-**Waiting and resuming.** The operation name is saved as engine state as soon as
-Google returns it, and a later attempt of the job polls that operation instead of
-starting (and paying for) another. Polling, retries, progress and the deadline work
-as in the ``aimlapi`` engine (``REELFORGE_GOOGLE_POLL_SECONDS``; the deadline is
-``REELFORGE_AIMLAPI_TIMEOUT_SECONDS``, the upstream generation limit). Google returns
-the video inline (base64) unless a storage bucket is configured, which this engine never
-asks for; an http(s) URI is downloaded through the SSRF-safe fetcher.
+**Cancelling upstream.** google-genai 3.x has no call to cancel a video operation, so
+``cancel_upstream`` keeps the default (nothing).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from reelforge.engines.base import (
-    Capabilities,
-    Clip,
-    GenerationRequest,
-    Inputs,
-    Progress,
-    save_engine_state,
-)
+from reelforge.engines import google_models
+from reelforge.engines.base import Capabilities, GenerationRequest, Inputs
+from reelforge.engines.google_models import DEFAULT_MODELS
 from reelforge.engines.upstream import (
-    PROGRESS_DOWNLOADED,
-    PROGRESS_QUEUED,
-    PROGRESS_SUBMITTING,
-    Pacer,
+    Done,
+    Pending,
+    Progress,
     Transient,
-    VideoFiles,
+    UpstreamEngine,
+    UpstreamOptions,
     auth_rejected,
-    download_video,
-    encode_image,
-    finished_clip,
-    follow_upstream,
-    generating_progress,
-    poll_until,
+    maybe_started,
+    write_video,
 )
-from reelforge.errors import GenerationFailed, ServiceUnavailable, UpstreamError
-from reelforge.media.fetch import VIDEO_FETCH_TIMEOUT_SECONDS, format_size
-from reelforge.media.netguard import FetchPolicy
+from reelforge.errors import EngineError, ServiceUnavailable, UpstreamError
+from reelforge.retrying import (
+    RETRYABLE_STATUSES,
+    SAFE_CREATE_RETRY_STATUSES,
+    never_sent,
+    parse_retry_after,
+)
 from reelforge.settings import Settings
 
 if TYPE_CHECKING:
@@ -88,21 +73,9 @@ T = TypeVar("T")
 
 KEY_ENV = "REELFORGE_GOOGLE_API_KEY"
 PROJECT_ENV = "REELFORGE_GOOGLE_VERTEX_PROJECT"
-DEFAULT_MODELS: dict[str, str] = {
-    "veo2": "veo-2.0-generate-001",
-    "veo2/image-to-video": "veo-2.0-generate-001",
-    "google/veo-3.0-i2v": "veo-3.0-generate-001",
-}
-"""Google model id by published model (see the module docstring)."""
-
 REQUEST_TIMEOUT_SECONDS = 120.0
 """Per HTTP request; a finished operation carries the whole video, base64-encoded."""
-TYPICAL_SECONDS = 60.0
-"""A typical Veo generation on Vertex AI; scales the progress estimate."""
 
-RETRY_CODES = frozenset({408, 429, 500, 502, 503, 504})
-CREATE_RETRY_CODES = frozenset({408, 429, 503})
-"""Answers to a create that mean nothing was started (see the ``aimlapi`` engine)."""
 AUTH_STATUSES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
 AUTH_REASONS = frozenset(
     {
@@ -118,80 +91,72 @@ AUTH_REASONS = frozenset(
 )
 """``ErrorInfo`` reasons that mean the operator's credentials or project are at fault;
 Google answers a bad API key with HTTP 400, not 401."""
-_NOT_SENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
 _TRANSPORT = frozenset({"TransportError", "RequestError", "TimeoutException"})
+_TRANSPORT_MODULES = ("httpx", "httpcore", "requests", "urllib3", "aiohttp")
+
+Payload = tuple[str, "genai_types.GenerateVideosSource", "genai_types.GenerateVideosConfig"]
+"""What a create sends: the Google model id, the SDK's ``source`` and ``config``."""
 
 
-class GoogleEngine:
+class GoogleEngine(UpstreamEngine[Payload, "genai_types.GenerateVideosOperation"]):
     """Generates with Veo on Google's API; one instance serves every worker thread."""
 
     name = "google"
+    service = "Google"
+    state_key = "operation"
+    typical_seconds = 60.0
+    """A typical Veo generation on Vertex AI."""
 
     def __init__(
         self,
         *,
-        policy: FetchPolicy,
+        options: UpstreamOptions,
         api_key: str | None = None,
         vertex_project: str | None = None,
-        vertex_location: str = "us-central1",
+        vertex_location: str | None = None,
         base_url: str | None = None,
         models: Mapping[str, str] | None = None,
-        poll_seconds: float = 10.0,
-        timeout_seconds: float = 1800.0,
-        max_video_bytes: int = 1024 * 2**20,
-        download_timeout_seconds: float = VIDEO_FETCH_TIMEOUT_SECONDS,
         credentials: Any = None,
     ) -> None:
+        """An API key, or a Vertex project and its location."""
         if not api_key and not vertex_project:
             raise ServiceUnavailable(
                 f"this model is served through Google's API, but the operator has set "
                 f"neither {KEY_ENV} nor {PROJECT_ENV}"
             )
-        if poll_seconds <= 0 or timeout_seconds <= 0 or max_video_bytes <= 0:
-            raise ValueError("poll_seconds, timeout_seconds and max_video_bytes must be positive")
+        if vertex_project and not vertex_location:
+            raise ValueError("vertex_project needs a vertex_location")
+        super().__init__(options)
         self._api_key = api_key
         self.vertex_project = vertex_project
         self.vertex_location = vertex_location
         self.base_url = base_url
         self.models = {**DEFAULT_MODELS, **(models or {})}
-        self.policy = policy
-        self.poll_seconds = poll_seconds
-        self.timeout_seconds = timeout_seconds
-        self.max_video_bytes = max_video_bytes
-        self.download_timeout_seconds = download_timeout_seconds
         self._credentials = credentials
         """Explicit credentials for project mode (tests, workload identity); default ADC."""
         self._client: GenaiClient | None = None
-        self._files = VideoFiles(self.name)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GoogleEngine:
         """The engine as configured by ``REELFORGE_GOOGLE_*``; the router calls this."""
         key = settings.google_api_key.get_secret_value().strip() if settings.google_api_key else ""
         return cls(
-            policy=FetchPolicy.from_settings(settings),
+            options=UpstreamOptions.from_settings(settings, "google"),
             api_key=key or None,
             vertex_project=settings.google_vertex_project or None,
             vertex_location=settings.google_vertex_location,
             base_url=settings.google_base_url or None,
             models=settings.google_models,
-            poll_seconds=settings.google_poll_seconds,
-            timeout_seconds=settings.google_timeout_seconds,
-            max_video_bytes=settings.max_video_bytes,
         )
 
     def __repr__(self) -> str:
         mode = f"vertex project {self.vertex_project}" if self.vertex_project else "api key"
         return f"GoogleEngine({mode}, base_url={self.base_url!r})"
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            models=frozenset(self.models),
-            text_to_video=True,
-            image_to_video=True,
-            audio=any(_is_veo3(model) for model in self.models.values()),
-            enhances_prompt=True,
-        )
+    def capabilities(self, model: str) -> Capabilities:
+        """What Google offers on the Veo model this published model maps to."""
+        inputs = google_models.inputs_for(self.models.get(model))
+        return Capabilities(inputs=inputs, enhances_prompt=True)
 
     def load(self) -> None:
         """Build the SDK client (no request is made; credentials are checked by the first)."""
@@ -202,7 +167,7 @@ class GoogleEngine:
         close = getattr(client, "close", None)  # older google-genai releases have none
         if close is not None:
             close()
-        self._files.close()
+        super().close()
 
     def _sdk(self) -> GenaiClient:
         if self._client is not None:
@@ -214,8 +179,10 @@ class GoogleEngine:
             raise ServiceUnavailable(
                 "the google engine needs the google-genai package: pip install 'reelforge[google]'"
             ) from None
-        options = types.HttpOptions(
-            base_url=self.base_url, timeout=int(REQUEST_TIMEOUT_SECONDS * 1000)
+        http_options = types.HttpOptions(
+            base_url=self.base_url,
+            timeout=int(REQUEST_TIMEOUT_SECONDS * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),  # UpstreamEngine retries
         )
         if self.vertex_project:
             self._client = genai.Client(
@@ -223,10 +190,12 @@ class GoogleEngine:
                 project=self.vertex_project,
                 location=self.vertex_location,
                 credentials=self._credentials,
-                http_options=options,
+                http_options=http_options,
             )
         else:
-            self._client = genai.Client(vertexai=True, api_key=self._api_key, http_options=options)
+            self._client = genai.Client(
+                vertexai=True, api_key=self._api_key, http_options=http_options
+            )
         return self._client
 
     def model_for(self, model: str) -> str:
@@ -239,122 +208,47 @@ class GoogleEngine:
             )
         return google_model
 
-    # -- one generation --------------------------------------------------------------
+    # -- the hooks -----------------------------------------------------------------------
 
-    def generate(self, request: GenerationRequest, inputs: Inputs, progress: Progress) -> Clip:
-        """Start (or resume) the operation, wait until it is done, store the video."""
-        pacer = Pacer(progress)
-        operation_name, deadline = self._start(request, inputs, progress, pacer)
-        log = {"job_id": request.job_id, "operation": operation_name}
-
-        operation = follow_upstream(
-            _Follower(self, operation_name, pacer),
-            pacer=pacer,
-            upstream_id=operation_name,
-            interval_seconds=self.poll_seconds,
-            deadline=deadline,
-            timeout_seconds=self.timeout_seconds,
-            log_extra=log,
-        )
-        path = self._files.new_path(request.job_id or operation_name.rsplit("/", 1)[-1])
-        self._save_video(operation, operation_name, path, pacer)
-        pacer.report(PROGRESS_DOWNLOADED, "checking video")
-        clip = finished_clip(path, {"upstream_id": operation_name})
-        logger.info("google video received", extra=log)
-        return clip
-
-    def _start(
-        self, request: GenerationRequest, inputs: Inputs, progress: Progress, pacer: Pacer
-    ) -> tuple[str, float]:
-        """The operation name (resumed or new) and the deadline on ``pacer.clock``."""
-        state = request.engine_state
-        saved = state.get("operation")
-        if isinstance(saved, str) and saved:
-            submitted_at = state.get("submitted_at")
-            spent = time.time() - submitted_at if isinstance(submitted_at, int | float) else 0.0
-            logger.info(
-                "resuming google operation", extra={"job_id": request.job_id, "operation": saved}
-            )
-            pacer.report(PROGRESS_QUEUED, "resuming")
-            return saved, pacer.clock() + max(self.timeout_seconds - max(spent, 0.0), 0.0)
+    def prepare(self, request: GenerationRequest, inputs: Inputs) -> Payload:
         google_model = self.model_for(request.model)
-        pacer.report(PROGRESS_SUBMITTING, "submitting")
-        source, config = self.request_parts(request, inputs, google_model)
-        deadline = pacer.clock() + self.timeout_seconds
+        return (google_model, *self.request_parts(request, inputs, google_model))
 
-        def create() -> str:
-            operation = self._call(
-                lambda client: client.models.generate_videos(
-                    model=google_model, source=source, config=config
-                ),
-                creating=True,
-                model=google_model,
-            )
-            if not operation.name:
-                raise UpstreamError("Google answered the request without an operation name")
-            return operation.name
+    def saved_state(self, request: GenerationRequest, upstream_id: str) -> dict[str, Any]:
+        return {
+            **super().saved_state(request, upstream_id),
+            "google_model": self.model_for(request.model),
+        }
 
-        def on_timeout() -> Exception:
-            return UpstreamError("Google did not accept the generation in time")
-
-        name = poll_until(
-            create,
-            pacer=pacer,
-            interval_seconds=self.poll_seconds,
-            deadline=deadline,
-            on_timeout=on_timeout,
-            what="starting the generation",
+    def submit(self, payload: Payload) -> str:
+        google_model, source, config = payload
+        operation = self._call(
+            lambda client: client.models.generate_videos(
+                model=google_model, source=source, config=config
+            ),
+            creating=True,
+            model=google_model,
         )
-        save_engine_state(
-            progress, {"operation": name, "google_model": google_model, "submitted_at": time.time()}
-        )
-        logger.info("google operation started", extra={"job_id": request.job_id, "operation": name})
-        return name, deadline
+        if not operation.name:
+            raise UpstreamError("Google answered the request without an operation name")
+        return operation.name
 
-    def request_parts(
-        self, request: GenerationRequest, inputs: Inputs, google_model: str
-    ) -> tuple[genai_types.GenerateVideosSource, genai_types.GenerateVideosConfig]:
-        """The SDK's ``source`` and ``config`` for ``request`` (see the module docstring)."""
-        from google.genai import types
+    def poll(self, upstream_id: str) -> Pending | Done[genai_types.GenerateVideosOperation]:
+        operation = self.get(upstream_id)
+        if operation.error:
+            code = operation.error.get("code")
+            message = operation.error.get("message") or "no reason given"
+            logger.info("google operation failed", extra={"operation": upstream_id, "code": code})
+            raise UpstreamError(f"upstream generation failed: {message}")
+        if operation.done:
+            return Done(operation)
+        return Pending("generating")
 
-        def image(picture: Any) -> types.Image:
-            data, mime = encode_image(picture)
-            return types.Image(image_bytes=data, mime_type=mime)
-
-        veo3 = _is_veo3(google_model)
-        config = types.GenerateVideosConfig(
-            number_of_videos=1,
-            duration_seconds=request.duration_seconds,
-            aspect_ratio=request.aspect_ratio,
-            negative_prompt=request.negative_prompt or None,
-            seed=request.seed,
-            enhance_prompt=request.enhance_prompt,
-            generate_audio=request.generate_audio if veo3 else None,
-            resolution=request.resolution.lower() if veo3 else None,
-            last_frame=image(inputs.tail_image) if inputs.tail_image is not None else None,
-        )
-        source = types.GenerateVideosSource(
-            prompt=request.original_prompt or request.prompt,
-            image=image(inputs.image) if inputs.image is not None else None,
-        )
-        return source, config
-
-    def get(self, operation_name: str) -> genai_types.GenerateVideosOperation:
-        """The operation's current state (one request, no retries)."""
-        from google.genai import types
-
-        return self._call(
-            lambda client: client.operations.get(types.GenerateVideosOperation(name=operation_name))
-        )
-
-    def _save_video(
-        self,
-        operation: genai_types.GenerateVideosOperation,
-        operation_name: str,
-        path: Path,
-        pacer: Pacer,
-    ) -> None:
-        response = operation.response or operation.result
+    def fetch_result(
+        self, result: genai_types.GenerateVideosOperation, path: Path, progress: Progress
+    ) -> float | None:
+        """The video, inline or at an http(s) URI; Google reports no credits."""
+        response = result.response or result.result
         generated = (response.generated_videos or []) if response is not None else []
         videos = [item.video for item in generated if item.video is not None]
         if not videos:
@@ -364,33 +258,37 @@ class GoogleEngine:
                     "upstream generation failed: Google's safety filters withheld the video"
                     + (f": {reasons}" if reasons else "")
                 )
-            raise UpstreamError(f"the upstream operation {operation_name} finished without a video")
+            raise UpstreamError(f"the upstream operation {result.name} finished without a video")
         video = videos[0]
         if video.video_bytes:
-            if len(video.video_bytes) > self.max_video_bytes:
-                raise UpstreamError(
-                    "the finished video could not be downloaded from upstream: video is larger "
-                    f"than {format_size(self.max_video_bytes)}"
-                )
-            path.write_bytes(video.video_bytes)
-            return
+            write_video(video.video_bytes, path, max_bytes=self.options.max_video_bytes)
+            return None
         uri = video.uri or ""
         if uri.startswith(("http://", "https://")):
-            download_video(
-                uri,
-                path,
-                policy=self.policy,
-                max_bytes=self.max_video_bytes,
-                pacer=pacer,
-                timeout_seconds=self.download_timeout_seconds,
-            )
-            return
+            self.download(uri, path, progress)
+            return None
         logger.error(
             "google returned the video at a location reelforge cannot read",
-            extra={"operation": operation_name, "scheme": uri.partition(":")[0][:10]},
+            extra={"operation": result.name, "scheme": uri.partition(":")[0][:10]},
         )
         raise UpstreamError(
             "the upstream stored the video where reelforge cannot read it; contact the operator"
+        )
+
+    # -- the SDK -------------------------------------------------------------------------
+
+    def request_parts(
+        self, request: GenerationRequest, inputs: Inputs, google_model: str
+    ) -> tuple[genai_types.GenerateVideosSource, genai_types.GenerateVideosConfig]:
+        """The SDK's ``source`` and ``config`` for ``request`` (see ``google_models``)."""
+        return google_models.request_parts(request, inputs, google_model)
+
+    def get(self, operation_name: str) -> genai_types.GenerateVideosOperation:
+        """The operation's current state (one request, no retries)."""
+        from google.genai import types
+
+        return self._call(
+            lambda client: client.operations.get(types.GenerateVideosOperation(name=operation_name))
         )
 
     def _call(
@@ -403,10 +301,10 @@ class GoogleEngine:
             return call(self._sdk())
         except genai_errors.APIError as error:
             raise self._api_failure(error, creating=creating, model=model) from None
-        except (ServiceUnavailable, GenerationFailed, Transient):
+        except (ServiceUnavailable, EngineError, Transient):
             raise
         except Exception as error:
-            failure = _other_failure(self.name, error, creating=creating)
+            failure = self._other_failure(error, creating=creating)
             if failure is None:
                 raise
             raise failure from None
@@ -417,12 +315,13 @@ class GoogleEngine:
         message = str(error.message or status or f"HTTP {code}")[:500]
         if code in (401, 403) or status in AUTH_STATUSES or _reasons(error) & AUTH_REASONS:
             return auth_rejected(self.name, code, message)
-        if code in (CREATE_RETRY_CODES if creating else RETRY_CODES):
+        if code in (SAFE_CREATE_RETRY_STATUSES if creating else RETRYABLE_STATUSES):
             response = getattr(error, "response", None)
             headers = getattr(response, "headers", None) or {}
-            return Transient(f"HTTP {code}: {message}", _retry_after(headers.get("retry-after")))
+            retry_after = parse_retry_after(headers.get("retry-after"))
+            return Transient(f"HTTP {code}: {message}", retry_after)
         if creating and code >= 500:
-            return _maybe_created(f"HTTP {code}: {message}")
+            return maybe_started(self.service, f"HTTP {code}: {message}")
         if code == 404 and creating:
             logger.error("google model not found", extra={"model": model, "detail": message})
             return ServiceUnavailable(
@@ -433,38 +332,23 @@ class GoogleEngine:
             return UpstreamError(f"Google no longer knows this generation: {message}")
         return UpstreamError(f"Google refused the request: {message}")
 
-
-class _Follower:
-    """One poll for ``poll_until``: the finished operation, or ``None`` while it runs."""
-
-    def __init__(self, engine: GoogleEngine, operation_name: str, pacer: Pacer) -> None:
-        self._engine = engine
-        self._name = operation_name
-        self._pacer = pacer
-        self._since: float | None = None
-
-    def __call__(self) -> genai_types.GenerateVideosOperation | None:
-        operation = self._engine.get(self._name)
-        if operation.error:
-            code = operation.error.get("code")
-            message = operation.error.get("message") or "no reason given"
-            logger.info("google operation failed", extra={"operation": self._name, "code": code})
-            raise UpstreamError(f"upstream generation failed: {message}")
-        if operation.done:
-            return operation
-        clock = self._pacer.clock
-        if self._since is None:
-            self._since = clock()
-        since = self._since
-        self._pacer.report(
-            lambda: generating_progress(clock() - since, TYPICAL_SECONDS), "generating"
-        )
+    def _other_failure(self, error: Exception, *, creating: bool) -> Exception | None:
+        """Transport and credential failures raised below the SDK, or ``None`` if unknown."""
+        names = {cls.__name__ for cls in type(error).__mro__}
+        module = type(error).__module__
+        if module.startswith("google.auth"):
+            if "TransportError" in names:
+                return Transient(f"could not reach Google's token service ({type(error).__name__})")
+            return auth_rejected(self.name, "credentials", f"{type(error).__name__}: {error}")
+        if not module.startswith(_TRANSPORT_MODULES):
+            return None
+        if never_sent(error):
+            return Transient(f"could not connect ({type(error).__name__})")
+        if names & _TRANSPORT:
+            if creating:
+                return maybe_started(self.service, type(error).__name__)
+            return Transient(f"the connection failed ({type(error).__name__})")
         return None
-
-
-def _is_veo3(google_model: str) -> bool:
-    """Veo 3 models take ``generateAudio`` and ``resolution``; Veo 2 refuses them."""
-    return google_model.rsplit("/", 1)[-1].startswith("veo-3")
 
 
 def _reasons(error: Any) -> set[str]:
@@ -476,35 +360,3 @@ def _reasons(error: Any) -> set[str]:
         if isinstance(item, dict) and isinstance(item.get("reason"), str):
             found.add(item["reason"])
     return found
-
-
-def _retry_after(value: str | None) -> float | None:
-    from reelforge.client.errors import parse_retry_after
-
-    return parse_retry_after(value)
-
-
-def _other_failure(engine: str, error: Exception, *, creating: bool) -> Exception | None:
-    """Transport and credential failures raised below the SDK, or ``None`` if unknown."""
-    names = {cls.__name__ for cls in type(error).__mro__}
-    module = type(error).__module__
-    if module.startswith("google.auth"):
-        if "TransportError" in names:
-            return Transient(f"could not reach Google's token service ({type(error).__name__})")
-        return auth_rejected(engine, "credentials", f"{type(error).__name__}: {error}")
-    if not module.startswith(("httpx", "httpcore", "requests", "urllib3", "aiohttp")):
-        return None
-    if names & _NOT_SENT:
-        return Transient(f"could not connect ({type(error).__name__})")
-    if names & _TRANSPORT:
-        if creating:
-            return _maybe_created(type(error).__name__)
-        return Transient(f"the connection failed ({type(error).__name__})")
-    return None
-
-
-def _maybe_created(what: str) -> UpstreamError:
-    return UpstreamError(
-        f"Google failed while starting the generation ({what}); it was not retried because it "
-        "may have started anyway and would be charged twice. Try again"
-    )

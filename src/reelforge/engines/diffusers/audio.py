@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from reelforge.engines.base import Audio
 from reelforge.engines.diffusers.loading import (
     LoadOptions,
     dtype_argument,
@@ -29,6 +28,7 @@ from reelforge.engines.diffusers.loading import (
     read_configs,
 )
 from reelforge.errors import ServiceUnavailable
+from reelforge.media.clip import Audio
 
 log = logging.getLogger(__name__)
 

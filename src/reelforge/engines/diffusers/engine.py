@@ -15,7 +15,8 @@ The model generates at its native rate, frame count and size (``Clip.extra`` rep
 them); :mod:`.resample` turns that into exactly ``duration x 24`` frames of the published
 size, lazily as the encoder pulls them. Progress: loading and denoising steps up to
 ``DENOISE_END``, decoding, the soundtrack, then the output frames up to 1.0. Whatever the
-progress callback raises (shutdown, lost lease, timeout) propagates and ends the job.
+job context raises when the job must stop (checked at every denoising step and while
+waiting for the GPU) propagates and ends the job.
 """
 
 from __future__ import annotations
@@ -30,14 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from reelforge.engines.base import (
-    Audio,
-    Capabilities,
-    Clip,
-    GenerationRequest,
-    Inputs,
-    Progress,
-)
+from reelforge.catalog import MODELS
+from reelforge.engines.base import Capabilities, GenerationRequest, Inputs, JobContext
 from reelforge.engines.diffusers.audio import AudioGenerator
 from reelforge.engines.diffusers.families import (
     InputKind,
@@ -48,14 +43,18 @@ from reelforge.engines.diffusers.families import (
 )
 from reelforge.engines.diffusers.loading import LoadOptions, ModelStore, require_extra
 from reelforge.engines.diffusers.resample import output_frames
-from reelforge.errors import GenerationFailed, ServiceUnavailable
+from reelforge.errors import EngineError, ServiceUnavailable
+from reelforge.media.clip import Audio, Clip
 from reelforge.media.fit import fit_frame
 from reelforge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_MODELS = frozenset({"veo2", "veo2/image-to-video", "google/veo-3.0-i2v"})
+PUBLISHED_MODELS = frozenset(MODELS)
 """Served by ``diffusers_model_path`` when it is set (the catalog's models)."""
+TAIL_OPTIONAL_MODELS = frozenset({"veo2/image-to-video"})
+"""Models whose last frame a checkpoint without last-frame input may ignore (and say so,
+as it always has); any other model's last frame needs a first-last (FLF2V) checkpoint."""
 
 DENOISE_END = 0.80
 DECODE_END = 0.85
@@ -101,7 +100,6 @@ class DiffusersEngine:
         self.audio = (
             AudioGenerator(audio_source, self.options, audio_steps) if audio_source else None
         )
-        self._capabilities: Capabilities | None = None
         self._gpu = threading.Lock()
 
     @classmethod
@@ -110,25 +108,29 @@ class DiffusersEngine:
 
     # -- Engine protocol -------------------------------------------------------------------
 
-    def capabilities(self) -> Capabilities:
-        """From the configured checkpoints' config files (read once; no weights)."""
-        if self._capabilities is None:
-            text = image = False
-            for source in sorted(set(self._sources().values())):
-                try:
-                    info = self.models.inspect(source)
-                except ServiceUnavailable as error:
-                    log.warning("diffusers model unavailable: %s", error.message)
-                    continue
-                text, image = text or info.text, image or info.image
-            self._capabilities = Capabilities(
-                models=frozenset(self._sources()),
-                text_to_video=text,
-                image_to_video=image,
-                audio=self.audio is not None,
-                enhances_prompt=False,
-            )
-        return self._capabilities
+    def capabilities(self, model: str) -> Capabilities:
+        """From the model's checkpoint's config files (read once; no weights).
+
+        Text and image as the checkpoint takes them; a last frame with a first-last
+        checkpoint (Wan FLF2V), or ignored for ``TAIL_OPTIONAL_MODELS``. Reference images
+        and video extension have no open checkpoint here: never offered, so the router
+        refuses them with a clear message.
+        """
+        source = self._sources().get(model)
+        kinds: set[str] = set()
+        if source:
+            try:
+                info = self.models.inspect(source)
+            except ServiceUnavailable as error:
+                log.warning("diffusers model unavailable: %s", error.message)
+            else:
+                if info.text:
+                    kinds.add("text")
+                if info.image:
+                    kinds.add("image")
+                    if info.last_frame or model in TAIL_OPTIONAL_MODELS:
+                        kinds.add("last_frame")
+        return Capabilities(inputs=frozenset(kinds), enhances_prompt=False)
 
     def load(self) -> None:
         """Cheap: checks that the extra is installed; weights load with the first job."""
@@ -140,22 +142,27 @@ class DiffusersEngine:
             self.models.close()
             if self.audio is not None:
                 self.audio.close()
-            self._capabilities = None
 
-    def generate(self, request: GenerationRequest, inputs: Inputs, progress: Progress) -> Clip:
+    def generate(self, request: GenerationRequest, inputs: Inputs, job: JobContext) -> Clip:
         source = self._source_for(request.model)
+        if inputs.last_frame is not None and inputs.image is None:
+            raise EngineError(
+                f"'{request.model}' got a last frame without a first frame; the open "
+                "first-last checkpoints (Wan FLF2V) need both (image_url and last_image_url)"
+            )
         kind: InputKind = "image" if inputs.image is not None else "text"
         info = self.models.inspect(source)
         if not info.supports(kind):
-            raise GenerationFailed(_wrong_input(request.model, info, kind))
-        extra: dict[str, object] = {"diffusers_model": info.label, "family": info.family.name}
-        with self._exclusive(progress):
-            progress(0.0, "loading model")
+            raise EngineError(_wrong_input(request.model, info, kind))
+        facts: dict[str, object] = {"diffusers_model": info.label, "family": info.family.name}
+        with self._exclusive(job):
+            job.report(0.0, "loading model")
             model, pipe = self.models.pipeline(source, kind)
+            job.raise_if_cancelled()
             plan = self._plan(info, pipe, request)
-            video = self._run(pipe, model.device, info, plan, request, inputs, progress, extra)
-            audio = self._soundtrack(request, progress, extra)
-        extra.update(
+            video = self._run(pipe, model.device, info, plan, request, inputs, job, facts)
+            audio = self._soundtrack(request, job, facts)
+        facts.update(
             native_frames=int(video.shape[0]),
             native_size=[plan.size[0], plan.size[1]],
             native_fps=plan.fps,
@@ -165,7 +172,8 @@ class DiffusersEngine:
         )
 
         def report(fraction: float) -> None:
-            progress(AUDIO_END + (1.0 - AUDIO_END) * fraction, "resampling")
+            job.report(AUDIO_END + (1.0 - AUDIO_END) * fraction, "resampling")
+            job.raise_if_cancelled()
 
         frames = output_frames(
             video,
@@ -182,7 +190,7 @@ class DiffusersEngine:
             fps=request.fps,
             frames=frames,
             audio=audio,
-            extra=extra,
+            facts=facts,
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -206,9 +214,10 @@ class DiffusersEngine:
         return source
 
     @contextlib.contextmanager
-    def _exclusive(self, progress: Progress) -> Iterator[None]:
+    def _exclusive(self, job: JobContext) -> Iterator[None]:
         while not self._gpu.acquire(timeout=LOCK_POLL_SECONDS):
-            progress(0.0, "waiting for the GPU")
+            job.report(0.0, "waiting for the GPU")
+            job.raise_if_cancelled()
         try:
             yield
         finally:
@@ -238,8 +247,8 @@ class DiffusersEngine:
         plan: Plan,
         request: GenerationRequest,
         inputs: Inputs,
-        progress: Progress,
-        extra: dict[str, object],
+        job: JobContext,
+        facts: dict[str, object],
     ) -> np.ndarray:
         """Denoise and decode; the native clip as uint8 (frames, height, width, 3) on the CPU."""
         import torch
@@ -247,9 +256,10 @@ class DiffusersEngine:
         def on_step(pipeline: Any, index: int, _timestep: Any, tensors: dict) -> dict:
             total = getattr(pipeline, "num_timesteps", None) or plan.steps
             done = min(1.0, (index + 1) / total)
-            progress(DENOISE_END * done, "denoising")
+            job.report(DENOISE_END * done, "denoising")
             if done >= 1.0:
-                progress(DENOISE_END, "decoding")
+                job.report(DENOISE_END, "decoding")
+            job.raise_if_cancelled()
             return tensors
 
         width, height = plan.size
@@ -269,16 +279,16 @@ class DiffusersEngine:
         }
         if inputs.image is not None:
             call["image"] = fit_frame(inputs.image, plan.size)
-            if inputs.tail_image is not None:
+            if inputs.last_frame is not None:
                 if info.last_frame:
-                    call["last_image"] = fit_frame(inputs.tail_image, plan.size)
-                    extra["tail_image"] = "used as the last frame"
+                    call["last_image"] = fit_frame(inputs.last_frame, plan.size)
+                    facts["tail_image"] = "used as the last frame"
                 else:
-                    extra["tail_image"] = "ignored: this checkpoint has no last-frame input"
+                    facts["tail_image"] = "ignored: this checkpoint has no last-frame input"
         # Arguments a pipeline does not take (LTX's frame_rate for Wan) are dropped.
         accepted = inspect.signature(pipe.__call__).parameters
         call = {key: value for key, value in call.items() if key in accepted}
-        progress(0.0, "denoising")
+        job.report(0.0, "denoising")
         try:
             result = pipe(**call)
         except BaseException:
@@ -289,20 +299,21 @@ class DiffusersEngine:
             frames = torch.from_numpy(np.asarray(frames)).permute(0, 1, 4, 2, 3)
         # In place: at 720p the float clip is over a gigabyte; no second copy of it.
         video = frames[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
-        progress(DECODE_END, "decoding")
+        job.report(DECODE_END, "decoding")
         return video.contiguous().cpu().numpy()
 
     def _soundtrack(
-        self, request: GenerationRequest, progress: Progress, extra: dict[str, object]
+        self, request: GenerationRequest, job: JobContext, facts: dict[str, object]
     ) -> Audio | None:
         if not request.generate_audio:
             return None
         if self.audio is None:
-            extra["audio"] = "not configured"
+            facts["audio"] = "not configured"
             return None
 
         def report(fraction: float) -> None:
-            progress(DECODE_END + (AUDIO_END - DECODE_END) * fraction, "audio")
+            job.report(DECODE_END + (AUDIO_END - DECODE_END) * fraction, "audio")
+            job.raise_if_cancelled()
 
         audio = self.audio.generate(
             request.prompt,
@@ -311,7 +322,7 @@ class DiffusersEngine:
             request.seed,
             report,
         )
-        extra["audio"] = f"generated by {self.audio.label}"
+        facts["audio"] = f"generated by {self.audio.label}"
         return audio
 
 

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from reelforge.engines.base import AUDIO_SAMPLE_RATE_HZ
 from reelforge.engines.preview.scene import Scene
+from reelforge.media.clip import AUDIO_SAMPLE_RATE_HZ
 
 PEAK = 0.85
 """Peak sample value after normalisation (the contract allows at most 0.9)."""

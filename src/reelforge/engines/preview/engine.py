@@ -18,19 +18,19 @@ from typing import Protocol
 import numpy as np
 
 from reelforge.engines.base import (
-    AUDIO_SAMPLE_RATE_HZ,
-    Audio,
+    INPUT_KINDS,
     Capabilities,
-    Clip,
     GenerationRequest,
     Inputs,
-    Progress,
+    JobContext,
 )
 from reelforge.engines.preview.audio import soundtrack
+from reelforge.engines.preview.compose import EndingOn, ExtendVideo, ReferencesToVideo
 from reelforge.engines.preview.image import ImageToVideo, camera_for
 from reelforge.engines.preview.scene import parse_scene, rng_for
 from reelforge.engines.preview.text import TextToVideo
-from reelforge.errors import GenerationFailed
+from reelforge.errors import EngineError
+from reelforge.media.clip import AUDIO_SAMPLE_RATE_HZ, Audio, Clip
 
 
 class Renderer(Protocol):
@@ -39,13 +39,13 @@ class Renderer(Protocol):
     def frame(self, index: int) -> np.ndarray: ...
 
 
-MODELS = frozenset({"veo2", "veo2/image-to-video", "google/veo-3.0-i2v"})
 PROGRESS_STEP = 0.01
 """Smallest progress advance reported, as a fraction of the clip."""
 
 
 class PreviewEngine:
-    """CPU engine that renders procedural scenes (text) or camera moves (image)."""
+    """CPU engine: procedural scenes (text), camera moves (image, first and last frame),
+    floating reference cards (reference images), continuations (video extension)."""
 
     name = "preview"
 
@@ -54,8 +54,8 @@ class PreviewEngine:
             raise ValueError("latency_seconds must be >= 0")
         self.latency_seconds = latency_seconds
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(models=MODELS, text_to_video=True, image_to_video=True, audio=True)
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities(inputs=frozenset(INPUT_KINDS))
 
     def load(self) -> None:
         """Nothing to load: the engine has no weights."""
@@ -63,37 +63,64 @@ class PreviewEngine:
     def close(self) -> None:
         """Nothing to release."""
 
-    def generate(self, request: GenerationRequest, inputs: Inputs, progress: Progress) -> Clip:
+    def generate(self, request: GenerationRequest, inputs: Inputs, job: JobContext) -> Clip:
         """Return at once with lazy frames; the work happens as ``clip.frames`` is consumed.
 
-        Exceptions raised by ``progress`` propagate out of the frame iterator, which is how
-        the worker cancels a running job.
+        The frame iterator checks ``job`` for cancellation before each frame (and sleeps
+        through the job, so an emulated latency ends at once when the job is cancelled).
         """
         _check(request)
         scene = parse_scene(request.prompt, request.negative_prompt, request.seed)
         size = (request.width, request.height)
         count = request.frame_count
-        if inputs.image is not None:
-            image, tail = inputs.image, inputs.tail_image
-            camera_rng = rng_for(request.seed, request.prompt, "camera")
+        camera_rng = rng_for(request.seed, request.prompt, "camera")
+
+        def text() -> TextToVideo:
+            return TextToVideo(scene, size, count, request.fps, request.seed, request.prompt)
+
+        renderer: Callable[[], Renderer]
+        facts: dict[str, object] = {"preview_scene": scene.describe()}
+        if inputs.video is not None:
+            video = inputs.video
+            extension = ExtendVideo(video, size, request.fps, count, request.prompt, camera_rng)
+            count = extension.frame_count
+            facts = {
+                "preview_camera": camera_for(request.prompt),
+                "input_video_seconds": round(video.duration_seconds, 3),
+            }
+
+            def renderer() -> Renderer:
+                return extension
+
+        elif inputs.image is not None:
+            image, tail = inputs.image, inputs.last_frame
 
             def renderer() -> Renderer:
                 return ImageToVideo(image, tail, size, count, request.prompt, camera_rng)
 
-            extra: dict[str, object] = {"preview_camera": camera_for(request.prompt)}
-        else:
+            facts = {"preview_camera": camera_for(request.prompt)}
+        elif inputs.references:
+            references = inputs.references
 
             def renderer() -> Renderer:
-                return TextToVideo(scene, size, count, request.fps, request.seed, request.prompt)
+                return ReferencesToVideo(text(), references, size, count)
 
-            extra = {"preview_scene": scene.describe()}
+            facts["preview_references"] = len(references)
+        elif inputs.last_frame is not None:
+            last = inputs.last_frame
+
+            def renderer() -> Renderer:
+                return EndingOn(text(), last, size, count, request.prompt, camera_rng)
+
+        else:
+            renderer = text
         audio = None
         if request.generate_audio:
             samples = soundtrack(
-                scene, request.duration_seconds, rng_for(request.seed, request.prompt, "audio")
+                scene, count / request.fps, rng_for(request.seed, request.prompt, "audio")
             )
             audio = Audio(samples=samples, sample_rate=AUDIO_SAMPLE_RATE_HZ)
-        frames = _paced(renderer, count, self.latency_seconds, progress)
+        frames = _paced(renderer, count, self.latency_seconds, job)
         return Clip(
             width=request.width,
             height=request.height,
@@ -101,39 +128,40 @@ class PreviewEngine:
             fps=request.fps,
             frames=frames,
             audio=audio,
-            extra=extra,
+            facts=facts,
         )
 
 
 def _check(request: GenerationRequest) -> None:
     if request.width <= 0 or request.height <= 0 or request.width % 2 or request.height % 2:
-        raise GenerationFailed(
+        raise EngineError(
             f"The preview engine renders even sizes only; got {request.width}x{request.height}."
         )
     if request.duration_seconds <= 0 or request.fps <= 0:
-        raise GenerationFailed(f"Cannot render {request.duration_seconds} s at {request.fps} fps.")
+        raise EngineError(f"Cannot render {request.duration_seconds} s at {request.fps} fps.")
 
 
 def _paced(
     renderer: Callable[[], Renderer],
     count: int,
     latency_seconds: float,
-    progress: Progress,
+    job: JobContext,
 ) -> Iterator[np.ndarray]:
     """Yield the rendered frames, sleeping so the whole clip takes at least the latency."""
-    progress(0.0, "rendering")
+    job.report(0.0, "rendering")
     start = time.monotonic()
     reported = 0.0
     with contextlib.closing(_prefetched(renderer, count)) as frames:
         for index, frame in enumerate(frames):
+            job.raise_if_cancelled()
             done = (index + 1) / count
             if latency_seconds > 0:
                 delay = start + latency_seconds * done - time.monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    job.sleep(delay)
             if done - reported >= PROGRESS_STEP or index + 1 == count:
                 reported = done
-                progress(done, "rendering")
+                job.report(done, "rendering")
             yield frame
 
 

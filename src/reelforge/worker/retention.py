@@ -1,0 +1,50 @@
+"""Retention: finished videos are deleted ``REELFORGE_RETENTION_HOURS`` after completion.
+
+Every worker process looks every ``REELFORGE_RETENTION_SWEEP_SECONDS``; a named lease in
+the database (``JobStore.try_lock``) makes sure one sweeps at a time. The job records
+stay: their GET keeps saying when the video expired, and the video URL answers 410 Gone.
+Staged inputs never wait for retention: they are deleted as soon as their job ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from reelforge.jobs import JobStore
+from reelforge.settings import Settings
+from reelforge.storage import Storage
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "retention"
+BATCH = 100
+
+
+def sweep_expired_videos(settings: Settings, store: JobStore, storage: Storage, holder: str) -> int:
+    """Delete the videos past retention (if this process gets the lease); how many."""
+    if settings.retention_hours <= 0:
+        return 0
+    lease = max(60.0, settings.retention_sweep_seconds)
+    if not store.try_lock(LOCK_NAME, holder, lease):
+        return 0
+    deleted = 0
+    cutoff = store.now() - timedelta(hours=settings.retention_hours)
+    while batch := store.expired_videos(cutoff, BATCH):
+        gone = []
+        for job in batch:
+            try:
+                if job.video_key:
+                    storage.delete(job.video_key)
+            except Exception:
+                log.warning("could not delete an expired video", extra={"job_id": job.id})
+                continue
+            gone.append(job.id)
+        store.mark_video_expired(gone)
+        deleted += len(gone)
+        if len(gone) < len(batch):
+            break  # storage trouble: try the rest on the next sweep
+        store.try_lock(LOCK_NAME, holder, lease)  # still ours while we work
+    if deleted:
+        log.info("deleted expired videos", extra={"count": deleted})
+    return deleted

@@ -1,0 +1,164 @@
+"""Delivering webhooks from the outbox, as the Standard Webhooks specification says.
+
+Every worker process runs one ``WebhookDispatcher`` thread. It leases due deliveries
+(``jobs.outbox``), builds the payload from the job as it is now, signs it and POSTs it:
+
+* headers ``webhook-id`` (the message id, the same on every attempt, so a receiver can
+  drop a repeat), ``webhook-timestamp`` and ``webhook-signature`` (``v1,<base64
+  HMAC-SHA256 of id.timestamp.body>``; after a secret rotation, the previous secret's
+  signature too for 24 h), signed with the reference library ``standardwebhooks``;
+* the receiver's address is vetted and pinned like an image URL's (``REELFORGE_FETCH_ALLOW``
+  applies); it has ``REELFORGE_WEBHOOK_TIMEOUT_SECONDS`` (10) to answer;
+* a 2xx delivers; 410 Gone disables the URL for the key; anything else (or no answer) is
+  tried again after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h, each with
+  up to 10 % jitter, then given up. The schedule survives restarts: it is in the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from standardwebhooks import Webhook
+
+from reelforge import metrics
+from reelforge.documents import generation_document, service_base_url
+from reelforge.errors import FetchError
+from reelforge.jobs import JobStore, KeyStore
+from reelforge.jobs.outbox import Delivery
+from reelforge.media.fetch import post_to_url
+from reelforge.media.netguard import FetchPolicy
+from reelforge.settings import Settings
+from reelforge.storage import Storage
+from reelforge.storage.signing import SECRET_NAME, load_signer
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60.0
+BATCH = 10
+JITTER = 0.1
+"""Each retry waits its scheduled time plus up to this share of it."""
+
+
+def sign(message_id: str, when: datetime, body: str, secrets: list[str]) -> dict[str, str]:
+    """The Standard Webhooks headers for ``body``, signed with every secret given."""
+    signatures = [Webhook(secret).sign(message_id, when, body) for secret in secrets]
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": " ".join(signatures),
+        "content-type": "application/json",
+    }
+
+
+def payload(delivery: Delivery, document: dict[str, Any], when: datetime) -> dict[str, Any]:
+    """``{type, timestamp, data: <GET document>}``."""
+    return {
+        "type": delivery.event,
+        "timestamp": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "data": document,
+    }
+
+
+class WebhookDispatcher:
+    """Delivers due webhooks until ``stop_event`` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        keys: KeyStore,
+        storage: Storage,
+        *,
+        dispatcher_id: str,
+        stop_event: threading.Event,
+        policy: FetchPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.keys = keys
+        self.storage = storage
+        self.dispatcher_id = dispatcher_id
+        self.stop_event = stop_event
+        self.policy = policy or FetchPolicy.from_settings(settings)
+        self.signer = load_signer(settings, lambda: store.secret(SECRET_NAME))
+        """Video URLs in payloads are signed like the API's (``storage.signing``)."""
+        self._random = random.Random()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                log.exception("webhook dispatcher error; retrying")
+                busy = False
+            if not busy:
+                self.store.outbox.wait_for_work(self.settings.poll_seconds)
+
+    def run_once(self) -> bool:
+        """Deliver what is due now; ``False`` when nothing was."""
+        due = self.store.outbox.claim_due(
+            self.dispatcher_id, limit=BATCH, lease_seconds=LEASE_SECONDS
+        )
+        for delivery in due:
+            self.deliver(delivery)
+        return bool(due)
+
+    def deliver(self, delivery: Delivery) -> None:
+        outbox, extra = self.store.outbox, {"job_id": delivery.job_id, "webhook": delivery.id}
+        job = self.store.get(delivery.job_id)
+        if job is None:
+            outbox.drop(delivery.id, self.dispatcher_id, "the generation was deleted")
+            metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
+            return
+        secrets = self.keys.signing_secrets(delivery.owner)
+        if not secrets:
+            outbox.give_up(delivery.id, self.dispatcher_id, None, "the key has no secret")
+            return
+        now = datetime.now(UTC)
+        document = generation_document(
+            job, service_base_url(self.settings), self.settings, self.storage, self.signer
+        )
+        body = json.dumps(payload(delivery, document, now), separators=(",", ":"))
+        status: int | None = None
+        try:
+            status = post_to_url(
+                delivery.url,
+                self.policy,
+                body.encode(),
+                headers=sign(delivery.id, now, body, secrets),
+                timeout_seconds=self.settings.webhook_timeout_seconds,
+            )
+        except FetchError as failure:
+            error = failure.message
+        else:
+            error = f"HTTP {status}"
+        if status is not None and 200 <= status < 300:
+            outbox.delivered(delivery.id, self.dispatcher_id, status)
+            metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
+            log.info("webhook delivered", extra={**extra, "status": status})
+            return
+        if status == 410:
+            outbox.disable(delivery, self.dispatcher_id, status)
+            metrics.WEBHOOK_DELIVERIES.labels("disabled").inc()
+            log.warning("webhook receiver is gone (410); URL disabled", extra=extra)
+            return
+        schedule = self.settings.webhook_retry_schedule
+        if delivery.attempts >= len(schedule):
+            outbox.give_up(delivery.id, self.dispatcher_id, status, error)
+            metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
+            log.warning("webhook given up", extra={**extra, "error": error})
+            return
+        delay = schedule[delivery.attempts]
+        delay += self._random.uniform(0, delay * JITTER)
+        when = self.store.now() + timedelta(seconds=delay)
+        outbox.retry_at(delivery.id, self.dispatcher_id, when, status, error)
+        metrics.WEBHOOK_DELIVERIES.labels("retry").inc()
+        log.info(
+            "webhook failed; retrying",
+            extra={**extra, "error": error, "in_seconds": round(delay, 1)},
+        )
