@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from reelforge.errors import NotFound, ServiceUnavailable
+from reelforge.errors import ConfigurationError, NotFound, ServiceUnavailable
 from reelforge.settings import Settings
 from reelforge.storage import open_storage
 from reelforge.storage.s3 import S3Storage
@@ -266,7 +266,7 @@ def test_missing_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_bad_storage_urls(url: str, message: str, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, storage_url=url, _env_file=None)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         open_storage(settings)
 
 
@@ -305,7 +305,7 @@ def test_text_to_video_is_stored_and_streamed(server: LiveServer, s3, tmp_path: 
     assert done["status"] == "completed", done
     url, size = done["video"]["url"], done["video"]["file_size"]
     assert url.startswith(f"{server.url}/files/videos/")
-    name = "live/" + url.split("/files/", 1)[1]
+    name = "live/" + url.split("/files/", 1)[1].split("?")[0]
     assert s3.head_object(Bucket=BUCKET, Key=name)["ContentLength"] == size
     assert not (server.home / "files" / "videos").exists()
 
@@ -334,7 +334,8 @@ def test_text_to_video_is_stored_and_streamed(server: LiveServer, s3, tmp_path: 
     head = httpx.head(url)
     assert head.status_code == 200 and int(head.headers["content-length"]) == size
     assert head.content == b""
-    assert httpx.get(url.replace("output.mp4", "other.mp4")).status_code == 404
+    # Another file under the same (signed) URL is refused before anything is looked up.
+    assert httpx.get(url.replace("output.mp4", "other.mp4")).status_code == 403
     for path in ("/files/inputs/x/image_url", "/files/videos/../x"):
         assert httpx.get(server.url + path).status_code == 404
 

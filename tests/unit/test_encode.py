@@ -10,8 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from reelforge.engines.base import Audio, Clip
-from reelforge.errors import GenerationFailed
+from reelforge.errors import EngineError
+from reelforge.media.clip import Audio, Clip
 from reelforge.media.encode import EncodeResult, encode_mp4, probe_mp4
 
 pytestmark = pytest.mark.unit
@@ -165,7 +165,7 @@ def test_wrong_frame_count_fails_and_leaves_no_file(
     tmp_path: Path, declared: int, frames: int, fragment: str
 ) -> None:
     path = tmp_path / "bad.mp4"
-    with pytest.raises(GenerationFailed, match=fragment):
+    with pytest.raises(EngineError, match=fragment):
         encode_mp4(clip_of(declared, frames=moving_frames(frames)), path)
     assert not path.exists()
 
@@ -187,7 +187,7 @@ def test_wrong_frame_shape_or_dtype_fails_and_leaves_no_file(
         yield bad
 
     path = tmp_path / "bad.mp4"
-    with pytest.raises(GenerationFailed, match="Frame 3"):
+    with pytest.raises(EngineError, match="Frame 3"):
         encode_mp4(clip_of(6, frames=frames()), path)
     assert not path.exists()
 
@@ -214,12 +214,12 @@ def test_clip_with_a_file_is_not_encoded(tmp_path: Path) -> None:
 
 def test_odd_sizes_are_rejected(tmp_path: Path) -> None:
     clip = Clip(width=321, height=180, frame_count=1, frames=iter([]))
-    with pytest.raises(GenerationFailed, match="even"):
+    with pytest.raises(EngineError, match="even"):
         encode_mp4(clip, tmp_path / "odd.mp4")
 
 
 def test_probe_rejects_files_that_are_not_video(tmp_path: Path) -> None:
     path = tmp_path / "junk.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"not really a movie" * 10)
-    with pytest.raises(GenerationFailed):
+    with pytest.raises(EngineError):
         probe_mp4(path)

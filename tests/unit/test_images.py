@@ -15,6 +15,7 @@ from reelforge.media.images import (
     GREY_BACKGROUND,
     check_image_ref,
     decode_image,
+    inspect_image,
     load_image,
     parse_image_ref,
     sniff_image_type,
@@ -194,7 +195,7 @@ def test_url_reference_syntax_checked() -> None:
 # --- check_image_ref / load_image -----------------------------------------------------
 
 
-def test_check_image_ref_decodes_inline_data(png: bytes) -> None:
+def test_check_image_ref_checks_inline_data(png: bytes) -> None:
     policy = FetchPolicy(resolver=no_dns)
     ref = check_image_ref(f"data:image/png;base64,{b64(png)}", policy, field="f", max_pixels=100)
     assert ref.kind == "data"
@@ -469,3 +470,77 @@ def test_min_side() -> None:
         "image_url is 300x200 pixels; each side must be at least 256 pixels"
     )
     assert decode_image(data, field="image_url", max_pixels=PIXELS, min_side=200).size == (300, 200)
+
+
+# --- cheap checks at submit (no pixel decoded) --------------------------------------------
+
+
+def test_inspect_accepts_every_gallery_image_and_refuses_each_cut_in_half() -> None:
+    from gallery import GALLERY
+
+    for name, make in GALLERY.items():
+        data, _ = make()
+        inspect_image(data, field="image_url", max_pixels=PIXELS)
+        if name.endswith(".gif"):
+            continue  # GIF has no cheap end marker; the worker's decode refuses it
+        with pytest.raises(InvalidImage, match="truncated or corrupt"):
+            inspect_image(data[: len(data) // 2], field="image_url", max_pixels=PIXELS)
+
+
+def test_inspect_refuses_a_tiny_png_declaring_49_megapixels() -> None:
+    """The audit's bomb: ~100 bytes claiming 7000x7000 (147 MB of pixels to decode)."""
+    bomb = fake_png(7000, 7000)
+    assert len(bomb) < 200
+    with pytest.raises(InvalidImage, match="truncated or corrupt"):
+        inspect_image(bomb, field="image_url", max_pixels=PIXELS)
+    without_end = bomb[: bomb.index(b"IEND") - 4]
+    with pytest.raises(InvalidImage, match="truncated or corrupt"):
+        inspect_image(without_end, field="image_url", max_pixels=PIXELS)
+
+
+def test_inspect_checks_declared_size_like_decoding() -> None:
+    with pytest.raises(InvalidImage) as info:
+        inspect_image(fake_png(8000, 8000), field="image_url", max_pixels=PIXELS)
+    assert info.value.message.endswith("(64 megapixels); the limit is 50 megapixels")
+    with pytest.raises(InvalidImage, match="too many pixels"):
+        inspect_image(fake_png(100_000, 100_000), field="image_url", max_pixels=PIXELS)
+    with pytest.raises(InvalidImage, match="at least 256"):
+        inspect_image(fake_png(300, 200), field="image_url", max_pixels=PIXELS, min_side=256)
+
+
+def test_inspect_accepts_extremely_compressible_but_honest_images() -> None:
+    """Lower bounds are sound: real encoders never go below them."""
+    for image, fmt, options in [
+        (Image.new("RGB", (7000, 7000)), "PNG", {"compress_level": 9}),
+        (Image.new("1", (7000, 7000)), "PNG", {"optimize": True}),
+        (Image.new("RGB", (4000, 3000), (9, 9, 9)), "JPEG", {"quality": 1, "optimize": True}),
+        (Image.new("L", (4000, 3000), 9), "JPEG", {"quality": 1, "optimize": True}),
+        (Image.effect_noise((640, 480), 40).convert("RGB"), "JPEG", {"progressive": True}),
+    ]:
+        inspect_image(encode(image, fmt, **options), field="f", max_pixels=10**8)
+
+
+def test_inspect_refuses_jpeg_with_too_little_scan_data() -> None:
+    data = encode(Image.effect_noise((2000, 2000), 60).convert("RGB"), "JPEG", quality=90)
+    end = data.rindex(b"\xff\xd9")
+    scan = data.index(b"\xff\xda")
+    shortened = data[: scan + 200] + data[end:]  # EOI present, most of the scan gone
+    with pytest.raises(InvalidImage, match="JPEG: the file is truncated or corrupt"):
+        inspect_image(shortened, field="image_url", max_pixels=PIXELS)
+
+
+def test_inspect_never_decodes_so_corrupt_pixel_data_fails_in_the_worker() -> None:
+    data = bytearray(encode(Image.effect_noise((300, 300), 60).convert("RGB"), "PNG"))
+    start = data.index(b"IDAT") + 40
+    data[start : start + 200] = b"\xff" * 200  # structure intact, pixels garbage
+    inspect_image(bytes(data), field="image_url", max_pixels=PIXELS)
+    with pytest.raises(InvalidImage, match="truncated or corrupt"):
+        decode_image(bytes(data), field="image_url", max_pixels=PIXELS)
+
+
+def test_inspect_refuses_cut_webp_bmp_tiff() -> None:
+    picture = Image.effect_noise((300, 300), 60).convert("RGB")
+    for fmt in ("WEBP", "BMP", "TIFF"):
+        data = encode(picture, fmt)
+        with pytest.raises(InvalidImage, match=f"{fmt}: the file is truncated"):
+            inspect_image(data[:-100], field="image_url", max_pixels=PIXELS)

@@ -49,3 +49,18 @@ def test_put_get_size_delete(tmp_path) -> None:
     with pytest.raises(NotFound):
         storage.get_bytes("inputs/j/image_url")
     assert list(storage.temp_dir().iterdir()) == []
+
+
+def test_opening_storage_sweeps_stale_work_files_only(tmp_path) -> None:
+    import os
+    import time
+
+    LocalStorage(tmp_path)
+    stale = tmp_path / ".tmp" / "dead-process.mp4.part"
+    fresh = tmp_path / ".tmp" / "being-written.mp4"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    LocalStorage(tmp_path)  # a process starting
+    assert not stale.exists() and fresh.exists()

@@ -5,11 +5,14 @@ the clip's frame rate, optional AAC 48 kHz stereo, and the ``moov`` atom up fron
 (``+faststart``) so browsers can start playing before the download ends. ``encode_mp4``
 pulls frames lazily, so a long clip never sits in memory; ``probe_mp4`` checks files we
 did not encode ourselves (uploads, upstream engines) against the same expectations.
+Encoding is reproducible: the same frames, settings and thread count give the same bytes
+(see ``X264_PARAMS``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import struct
@@ -22,8 +25,9 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
-from reelforge.engines.base import AUDIO_SAMPLE_RATE_HZ, Audio, Clip, Progress
-from reelforge.errors import GenerationFailed
+from reelforge.errors import DISK_FULL_RETRY_SECONDS, EngineError, InsufficientStorage
+from reelforge.logs import throttle
+from reelforge.media.clip import AUDIO_SAMPLE_RATE_HZ, Audio, Clip, ReportProgress
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,18 @@ PROGRESS_STEP = 0.01
 
 _BT709 = 1
 """AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == AVCOL_SPC_BT709 in FFmpeg."""
+
+X264_PARAMS = "cpu-independent=1"
+"""Portable MB-tree kernels in x264, so the output never depends on stray memory.
+
+On CPUs with AVX-512, x264 (core 165, as PyAV bundles it) propagates MB-tree costs 8
+macroblocks at a time and, when the frame is not a multiple of 8 macroblocks wide
+(both 9:16 sizes: 720 px = 45, 1080 px = 68), also scatters the lanes past the end of
+each row. Those lanes carry costs read from memory x264 never initialised, so the
+quantisers of the first GOP, and with them every frame of that GOP, depended on what the
+heap held before. ``cpu-independent`` swaps in the C kernels: the bytes are then the same
+whatever the CPU's SIMD level (checked from SSE2 to AVX-512), at no measurable cost.
+"""
 
 
 @dataclass(frozen=True)
@@ -78,11 +94,11 @@ def encode_mp4(
     preset: str = "veryfast",
     crf: int = 23,
     threads: int = 0,
-    progress: Progress | None = None,
+    progress: ReportProgress | None = None,
 ) -> EncodeResult:
     """Encode ``clip.frames`` (and ``clip.audio``) to an MP4 at ``path``.
 
-    Raises ``GenerationFailed`` when the frames do not match the clip's declared size or
+    Raises ``EngineError`` when the frames do not match the clip's declared size or
     count, or when FFmpeg fails; exceptions raised by the frame iterator or ``progress``
     (e.g. a cancellation) propagate unchanged. On any failure the partial file is removed.
     ``threads=0`` lets x264 pick; pass 1 to keep a worker on one core.
@@ -90,11 +106,9 @@ def encode_mp4(
     if clip.frames is None:
         raise ValueError("encode_mp4 needs clip.frames; a clip with a file is already encoded")
     if clip.frame_count <= 0 or clip.fps <= 0:
-        raise GenerationFailed(
-            f"Cannot encode a clip of {clip.frame_count} frames at {clip.fps} fps."
-        )
+        raise EngineError(f"Cannot encode a clip of {clip.frame_count} frames at {clip.fps} fps.")
     if clip.width <= 0 or clip.height <= 0 or clip.width % 2 or clip.height % 2:
-        raise GenerationFailed(
+        raise EngineError(
             f"Cannot encode {clip.width}x{clip.height}: width and height must be even "
             "and positive for yuv420p."
         )
@@ -142,12 +156,13 @@ def _encode(
     preset: str,
     crf: int,
     threads: int,
-    progress: Progress | None,
+    progress: ReportProgress | None,
 ) -> None:
     try:
         container = av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"})
     except av.FFmpegError as exc:
-        raise GenerationFailed(f"Could not create the video file: {exc}") from exc
+        raise _ffmpeg_failure("Could not create the video file", exc) from None
+    closed = False
     try:
         video = _add_video_stream(container, clip, preset=preset, crf=crf, threads=threads)
         audio_stream = _add_audio_stream(container) if audio is not None else None
@@ -159,7 +174,7 @@ def _encode(
         index = -1
         for index, array in enumerate(frames):
             if index >= clip.frame_count:
-                raise GenerationFailed(
+                raise EngineError(
                     f"The engine produced more than the {clip.frame_count} frames it declared."
                 )
             _check_frame(array, expected_shape, index)
@@ -172,25 +187,43 @@ def _encode(
                 reported = done
                 progress(done, "encoding")
         if index + 1 != clip.frame_count:
-            raise GenerationFailed(
+            raise EngineError(
                 f"The engine produced {index + 1} frames but declared {clip.frame_count}."
             )
         container.mux(video.encode(None))
         if audio_stream is not None and audio is not None:
             _mux_audio(container, audio_stream, audio, audio_sent, audio.shape[1])
             container.mux(audio_stream.encode(None))
+        closed = True
+        container.close()  # writes the index (faststart rewrites the file): may fail too
     except av.FFmpegError as exc:
-        raise GenerationFailed(f"Video encoding failed: {exc}") from exc
+        raise _ffmpeg_failure("Video encoding failed", exc) from None
     finally:
-        with contextlib.suppress(av.FFmpegError):
-            container.close()
+        if not closed:
+            with contextlib.suppress(av.FFmpegError):
+                container.close()
+
+
+def _ffmpeg_failure(what: str, error: av.FFmpegError) -> EngineError | InsufficientStorage:
+    """A job-facing error: FFmpeg's own text names server paths, so it goes to the log
+    only; a full disk is ``InsufficientStorage``."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        throttle.log(logger, logging.ERROR, "disk full", f"disk full: {what}: {error}")
+        return InsufficientStorage(
+            "The server is out of disk space; try again later",
+            retry_after_seconds=DISK_FULL_RETRY_SECONDS,
+        )
+    logger.warning("%s: %s", what, error)
+    return EngineError(f"{what}: {error.strerror or type(error).__name__}")
 
 
 def _add_video_stream(
     container: av.container.OutputContainer, clip: Clip, *, preset: str, crf: int, threads: int
 ) -> av.VideoStream:
     stream = container.add_stream(
-        "libx264", rate=clip.fps, options={"preset": preset, "crf": str(crf)}
+        "libx264",
+        rate=clip.fps,
+        options={"preset": preset, "crf": str(crf), "x264-params": X264_PARAMS},
     )
     stream.width = clip.width
     stream.height = clip.height
@@ -218,10 +251,10 @@ def _add_audio_stream(container: av.container.OutputContainer) -> av.AudioStream
 
 def _check_frame(array: object, expected: tuple[int, int, int], index: int) -> None:
     if not isinstance(array, np.ndarray):
-        raise GenerationFailed(f"Frame {index} is a {type(array).__name__}, not a numpy array.")
+        raise EngineError(f"Frame {index} is a {type(array).__name__}, not a numpy array.")
     if array.dtype != np.uint8 or array.shape != expected:
         h, w, c = expected
-        raise GenerationFailed(
+        raise EngineError(
             f"Frame {index} has shape {array.shape} and dtype {array.dtype}; "
             f"expected ({h}, {w}, {c}) uint8 RGB."
         )
@@ -266,11 +299,11 @@ def _prepare_audio(audio: Audio, frame_count: int, fps: int) -> np.ndarray:
     if samples.ndim == 1:
         samples = samples[np.newaxis, :]
     if samples.ndim != 2 or samples.shape[0] not in (1, 2) or samples.shape[1] == 0:
-        raise GenerationFailed(
+        raise EngineError(
             f"Audio has shape {samples.shape}; expected (channels, samples) with 1 or 2 channels."
         )
     if audio.sample_rate <= 0:
-        raise GenerationFailed(f"Audio sample rate {audio.sample_rate} Hz is not valid.")
+        raise EngineError(f"Audio sample rate {audio.sample_rate} Hz is not valid.")
     if audio.sample_rate != AUDIO_SAMPLE_RATE_HZ:
         samples = _resample_linear(samples, audio.sample_rate, AUDIO_SAMPLE_RATE_HZ)
     if samples.shape[0] == 1:
@@ -340,7 +373,7 @@ def _close_iterator(frames: Iterable[np.ndarray]) -> None:
 
 
 def probe_mp4(path: Path) -> ProbeResult:
-    """Describe the MP4 at ``path``; raise ``GenerationFailed`` if it is not a usable video.
+    """Describe the MP4 at ``path``; raise ``EngineError`` if it is not a usable video.
 
     The frame count comes from the container's sample table, falling back to counting
     packets (no decoding) when the muxer did not record it.
@@ -348,11 +381,14 @@ def probe_mp4(path: Path) -> ProbeResult:
     path = Path(path)
     try:
         container = av.open(str(path), mode="r")
-    except (av.FFmpegError, OSError) as exc:
-        raise GenerationFailed(f"The video file could not be read: {exc}") from exc
+    except av.FFmpegError as exc:
+        raise _ffmpeg_failure("The video file could not be read", exc) from None
+    except OSError as exc:
+        logger.warning("the video file could not be read: %s", exc)
+        raise EngineError("The video file could not be read") from None
     try:
         if not container.streams.video:
-            raise GenerationFailed("The file contains no video stream.")
+            raise EngineError("The file contains no video stream.")
         video = container.streams.video[0]
         ctx = video.codec_context
         rate = video.average_rate or video.base_rate or video.guessed_rate
@@ -385,7 +421,7 @@ def probe_mp4(path: Path) -> ProbeResult:
             faststart=_moov_before_mdat(path),
         )
     except av.FFmpegError as exc:
-        raise GenerationFailed(f"The video file could not be read: {exc}") from exc
+        raise _ffmpeg_failure("The video file could not be read", exc) from None
     finally:
         container.close()
 

@@ -18,6 +18,7 @@ environment, and follows no redirects on its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import time
@@ -31,16 +32,18 @@ import httpcore
 import httpx
 
 from reelforge import __version__
-from reelforge.errors import ImageFetchError, InvalidRequest
+from reelforge.errors import FetchError, ImageFetchError, InvalidRequest, VideoFetchError
 from reelforge.media.netguard import (
     FetchPolicy,
     IPAddress,
     ResolutionError,
     Target,
+    media_word,
     parse_target,
     redact_url,
     resolve_host,
 )
+from reelforge.retrying import RETRYABLE_STATUSES, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -73,17 +76,6 @@ class FetchedFile:
     size: int
     content_type: str | None
     final_url: str
-
-
-class TransientFetchError(ImageFetchError):
-    """The connection failed or dropped, or the server answered 429/5xx.
-
-    Repeating the same fetch may succeed, unlike a refused address or an oversized body;
-    callers with a long-lived URL (an upstream's finished video) may retry it.
-    """
-
-
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def format_size(size: int) -> str:
@@ -219,8 +211,10 @@ class _Fetch:
         max_bytes: int | None = None,
         timeout_seconds: float | None = None,
         accept: str = IMAGE_ACCEPT,
+        error_type: type[FetchError] = ImageFetchError,
     ) -> None:
         self.policy = policy
+        self.error_type = error_type
         self.field = field
         self.max_bytes = policy.max_bytes if max_bytes is None else max_bytes
         self.timeout_seconds = (
@@ -231,16 +225,18 @@ class _Fetch:
         self.accept = accept
         self.deadline = _Deadline(self.timeout_seconds)
 
-    def error(self, message: str) -> ImageFetchError:
-        return ImageFetchError(f"{self.field} {message}")
+    def error(self, message: str) -> FetchError:
+        return self.error_type(f"{self.field} {message}")
 
-    def transient(self, message: str) -> TransientFetchError:
-        return TransientFetchError(f"{self.field} {message}")
+    def transient(self, message: str, retry_after: float | None = None) -> FetchError:
+        return self.error_type(
+            f"{self.field} {message}", transient=True, retry_after_seconds=retry_after
+        )
 
-    def too_slow(self) -> ImageFetchError:
+    def too_slow(self) -> FetchError:
         return self.error(f"took longer than {format_seconds(self.timeout_seconds)}")
 
-    def too_big(self) -> ImageFetchError:
+    def too_big(self) -> FetchError:
         return self.error(f"is larger than {format_size(self.max_bytes)}")
 
     def addresses(self, target: Target, *, redirected: bool) -> list[IPAddress]:
@@ -271,12 +267,21 @@ class _Fetch:
                 raise self.error("redirects to a forbidden address")
             raise self.error(
                 "points to an address that is not public; only publicly reachable "
-                "images can be fetched"
+                f"{media_word(self.field)} can be used"
             )
         return addresses
 
-    def request(self, target: Target, addresses: list[IPAddress], sink: Sink) -> _Hop:
-        """One hop: a redirect's ``location``, or a 2xx body written to ``sink``."""
+    @contextlib.contextmanager
+    def exchange(
+        self,
+        target: Target,
+        addresses: list[IPAddress],
+        *,
+        method: str = "GET",
+        content: bytes | None = None,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> Iterator[httpcore.Response]:
+        """One request to the vetted ``addresses`` of ``target``; the streamed response."""
         backend = _PinnedBackend(target.host, addresses, self.deadline)
         url = httpcore.URL(
             scheme=target.url.raw_scheme,
@@ -284,11 +289,12 @@ class _Fetch:
             port=target.port,
             target=target.url.raw_path,
         )
-        headers = [
+        sent = [
             (b"Host", target.url.netloc),
             (b"User-Agent", USER_AGENT.encode()),
             (b"Accept", self.accept.encode()),
             (b"Accept-Encoding", b"identity"),
+            *headers,
         ]
         left = max(self.deadline.remaining(), 0.001)
         timeouts = {"connect": left, "read": left, "write": left, "pool": left}
@@ -302,25 +308,33 @@ class _Fetch:
                 http2=False,
                 retries=0,
             ) as pool,
-            pool.stream("GET", url, headers=headers, extensions={"timeout": timeouts}) as response,
+            pool.stream(
+                method, url, headers=sent, content=content, extensions={"timeout": timeouts}
+            ) as response,
         ):
-            status = response.status
             logger.debug(
                 "fetch hop",
                 extra={
                     "field": self.field,
                     "url": redact_url(target.url),
                     "address": str(backend.connected_to),
-                    "status": status,
+                    "status": response.status,
                 },
             )
+            yield response
+
+    def request(self, target: Target, addresses: list[IPAddress], sink: Sink) -> _Hop:
+        """One GET hop: a redirect's ``location``, or a 2xx body written to ``sink``."""
+        with self.exchange(target, addresses) as response:
+            status = response.status
             if status in REDIRECT_STATUSES:
                 location = _header(response.headers, b"location")
                 if location is None:
                     raise self.error(f"returned HTTP {status} without a Location header")
                 return _Hop(status=status, location=location)
             if status in RETRYABLE_STATUSES:
-                raise self.transient(f"returned HTTP {status}")
+                retry_after = parse_retry_after(_header(response.headers, b"retry-after"))
+                raise self.transient(f"returned HTTP {status}", retry_after)
             if not 200 <= status < 300:
                 raise self.error(f"returned HTTP {status}")
             length = _header(response.headers, b"content-length")
@@ -392,7 +406,7 @@ def _follow(fetch: _Fetch, url: str, sink: Sink) -> tuple[_Hop, str]:
     try:
         target = parse_target(url, field=field)
     except InvalidRequest as exc:
-        raise ImageFetchError(exc.message) from None
+        raise fetch.error_type(exc.message) from None
     redirects = 0
     while True:
         addresses = fetch.addresses(target, redirected=redirects > 0)
@@ -464,10 +478,15 @@ def fetch_to_file(
     credentials are ever sent. ``on_progress`` gets the bytes written so far after each
     chunk; its exceptions propagate (that is how a worker cancels a long download). On
     any failure ``path`` is removed, so no partial file is left behind. Raises
-    ``ImageFetchError``; ``TransientFetchError`` when a retry may succeed.
+    ``VideoFetchError`` (``transient`` when a retry may succeed).
     """
     fetch = _Fetch(
-        policy, field, max_bytes=max_bytes, timeout_seconds=timeout_seconds, accept=VIDEO_ACCEPT
+        policy,
+        field,
+        max_bytes=max_bytes,
+        timeout_seconds=timeout_seconds,
+        accept=VIDEO_ACCEPT,
+        error_type=VideoFetchError,
     )
     path = Path(path)
     try:
@@ -486,3 +505,47 @@ def fetch_to_file(
         path.unlink(missing_ok=True)
         raise
     return FetchedFile(path=path, size=hop.size, content_type=hop.content_type, final_url=final_url)
+
+
+WEBHOOK_ANSWER_BYTES = 64 * 1024
+"""Most of a webhook receiver's answer that is read (and then discarded)."""
+
+
+def post_to_url(
+    url: str,
+    policy: FetchPolicy,
+    content: bytes,
+    *,
+    headers: dict[str, str],
+    timeout_seconds: float,
+    field: str = "webhook_url",
+) -> int:
+    """POST ``content`` to ``url`` under ``policy``'s address rules; the HTTP status.
+
+    For deliveries (webhooks): the address is vetted and pinned like a fetch's, nothing
+    is retried or redirected here (a redirect is just a status), and at most
+    ``WEBHOOK_ANSWER_BYTES`` of the answer are read. Raises ``FetchError`` (``transient``
+    for connection failures and timeouts) when no status was received.
+    """
+    fetch = _Fetch(policy, field, max_bytes=WEBHOOK_ANSWER_BYTES, timeout_seconds=timeout_seconds)
+    try:
+        target = parse_target(url, field=field)
+    except InvalidRequest as exc:
+        raise fetch.error_type(exc.message) from None
+    addresses = fetch.addresses(target, redirected=False)
+    sent = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    sent.append((b"Content-Length", str(len(content)).encode()))
+    try:
+        with fetch.exchange(
+            target, addresses, method="POST", content=content, headers=sent
+        ) as response:
+            read = 0
+            for chunk in response.iter_stream():
+                read += len(chunk)
+                if read >= WEBHOOK_ANSWER_BYTES or fetch.deadline.remaining() <= 0:
+                    break
+            return response.status
+    except httpcore.TimeoutException:
+        raise fetch.transient(f"did not answer within {format_seconds(timeout_seconds)}") from None
+    except (httpcore.ConnectError, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        raise fetch.transient(_describe_connect_error(exc, target.host)) from None

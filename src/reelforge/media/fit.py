@@ -30,7 +30,11 @@ FILL_BRIGHTNESS = 0.55
 
 def aspect_for(image: Image.Image) -> str:
     """The published aspect ratio closest to the image's own (square counts as landscape)."""
-    width, height = image.size
+    return aspect_of(*image.size)
+
+
+def aspect_of(width: int, height: int) -> str:
+    """The published aspect ratio closest to ``width`` x ``height``."""
     return PORTRAIT if height > width else LANDSCAPE
 
 

@@ -1,32 +1,34 @@
 """Image references from requests, and turning untrusted bytes into a safe RGB picture.
 
 ``image_url`` / ``tail_image_url`` may be an http(s) URL, a Base64 data URI or bare
-Base64. At submit time ``check_image_ref`` does everything that needs no fetch (inline
-images are decoded in full, so bad data is a 400 then); in the worker ``load_image``
-fetches and decodes. Decoding sniffs the real format from magic bytes (never trusting a
-declared MIME type or Content-Type), checks the pixel count from the header before any
-pixel is decoded, and normalises orientation, colour mode and transparency.
+Base64. At submit time ``check_image_ref`` does everything that needs neither a fetch nor
+a decode: inline images get only cheap checks (``inspect_image``: format by magic bytes,
+declared size, truncation, whether the bytes can plausibly hold that many pixels), so a
+hostile image costs the API process almost nothing. In the worker ``load_image`` fetches
+and decodes. Decoding sniffs the real format from magic bytes (never trusting a declared
+MIME type or Content-Type), checks the pixel count from the header before any pixel is
+decoded, and normalises orientation, colour mode and transparency.
 
 Nothing here logs or echoes image bytes, Base64 payloads or whole data URIs.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
 import io
 import logging
 import re
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
 from reelforge.errors import InvalidImage, InvalidRequest
-from reelforge.media.fetch import fetch_bytes, format_size
+from reelforge.media.fetch import fetch_bytes
 from reelforge.media.netguard import FetchPolicy, check_url, parse_target
+from reelforge.media.refs import MediaRef, decode_base64, too_big
 
 logger = logging.getLogger(__name__)
 
@@ -41,58 +43,10 @@ ACCEPTED_TEXT = (
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _MIME_RE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
-_BASE64_STD_RE = re.compile(r"^[A-Za-z0-9+/]*$")
-_BASE64_URL_RE = re.compile(r"^[A-Za-z0-9_-]*$")
-_URLSAFE_TO_STD = str.maketrans("-_", "+/")
 _WIDE_INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """A parsed image reference: ``kind="url"`` with ``url``, or ``kind="data"`` with bytes."""
-
-    kind: Literal["url", "data"]
-    url: str | None = None
-    data: bytes | None = field(default=None, repr=False)
-    mime: str | None = None
-    """MIME type a data URI declared (informational; decoding sniffs the real format)."""
-
-    @property
-    def size(self) -> int:
-        """Bytes of inline data (0 for URLs)."""
-        return len(self.data or b"")
-
-
-def _too_big(field: str, size: int, max_bytes: int) -> InvalidRequest:
-    return InvalidRequest(
-        f"{field} is {format_size(size)}; the limit is {format_size(max_bytes)}", field
-    )
-
-
-def _decode_base64(text: str, *, field: str, max_bytes: int) -> bytes:
-    """Decode standard or urlsafe Base64, tolerating whitespace and missing padding.
-
-    Raises ``ValueError`` for malformed input and ``InvalidRequest`` when it would decode
-    to more than ``max_bytes`` (checked before decoding).
-    """
-    compact = "".join(text.split())
-    body = compact.rstrip("=")
-    if len(compact) - len(body) > 2 or len(body) % 4 == 1:
-        raise ValueError("bad Base64 length or padding")
-    if _BASE64_STD_RE.match(body) is None:
-        if _BASE64_URL_RE.match(body) is None:
-            raise ValueError("not Base64")
-        body = body.translate(_URLSAFE_TO_STD)
-    decoded_size = len(body) * 3 // 4
-    if decoded_size > max_bytes:
-        raise _too_big(field, decoded_size, max_bytes)
-    try:
-        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-    except binascii.Error as exc:
-        raise ValueError("not Base64") from exc
-
-
-def _parse_data_uri(value: str, *, field: str, max_bytes: int) -> ImageRef:
+def _parse_data_uri(value: str, *, field: str, max_bytes: int) -> MediaRef:
     header, comma, payload = value.partition(",")
     if not comma or len(header) > 200:
         raise InvalidRequest(
@@ -113,7 +67,7 @@ def _parse_data_uri(value: str, *, field: str, max_bytes: int) -> ImageRef:
     if "%" in payload:
         payload = unquote(payload)
     try:
-        data = _decode_base64(payload, field=field, max_bytes=max_bytes)
+        data = decode_base64(payload, field=field, max_bytes=max_bytes)
     except ValueError:
         raise InvalidRequest(
             f"{field} data URI does not contain valid Base64 data", field
@@ -121,11 +75,11 @@ def _parse_data_uri(value: str, *, field: str, max_bytes: int) -> ImageRef:
     if not data:
         raise InvalidRequest(f"{field} data URI contains no data", field)
     if len(data) > max_bytes:
-        raise _too_big(field, len(data), max_bytes)
-    return ImageRef(kind="data", data=data, mime=mime)
+        raise too_big(field, len(data), max_bytes)
+    return MediaRef(kind="data", data=data, mime=mime)
 
 
-def parse_image_ref(value: str, *, field: str, max_bytes: int) -> ImageRef:
+def parse_image_ref(value: str, *, field: str, max_bytes: int) -> MediaRef:
     """Classify and validate an image reference without any network access.
 
     Raises ``InvalidRequest`` naming ``field`` and what is accepted; never echoes data.
@@ -140,18 +94,18 @@ def parse_image_ref(value: str, *, field: str, max_bytes: int) -> ImageRef:
             return _parse_data_uri(text, field=field, max_bytes=max_bytes)
         if scheme in ("http", "https"):
             parse_target(text, field=field)
-            return ImageRef(kind="url", url=text)
+            return MediaRef(kind="url", url=text)
         shown = scheme if len(scheme) <= 20 else scheme[:20] + "..."
         raise InvalidRequest(
             f"{field} uses the unsupported scheme '{shown}'; expected {ACCEPTED_TEXT}", field
         )
     if len(text) >= MIN_BARE_BASE64_CHARS:
         try:
-            data = _decode_base64(text, field=field, max_bytes=max_bytes)
+            data = decode_base64(text, field=field, max_bytes=max_bytes)
         except ValueError:
             data = b""
         if sniff_image_type(data) is not None:
-            return ImageRef(kind="data", data=data)
+            return MediaRef(kind="data", data=data)
         other = describe_non_image(data)
         if other is not None:
             raise InvalidRequest(
@@ -316,11 +270,21 @@ def decode_image(data: bytes, *, field: str, max_pixels: int, min_side: int = 1)
     kind = sniff_image_type(data)
     if kind is None:
         raise InvalidImage(_unsupported_message(data, field))
+    with (
+        _pillow_failures(field, kind, max_pixels, "image could not be decoded"),
+        Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image,
+    ):
+        _check_dimensions(image.size, field=field, max_pixels=max_pixels, min_side=min_side)
+        image.load()
+        return _normalise(image)
+
+
+@contextlib.contextmanager
+def _pillow_failures(field: str, kind: str, max_pixels: int, what: str) -> Iterator[None]:
+    """Whatever Pillow raises on hostile or damaged data, as one clear ``InvalidImage``
+    (the exception type goes to the log, as ``what``; the data never does)."""
     try:
-        with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image:
-            _check_dimensions(image.size, field=field, max_pixels=max_pixels, min_side=min_side)
-            image.load()
-            result = _normalise(image)
+        yield
     except InvalidImage:
         raise
     except MemoryError:
@@ -330,14 +294,8 @@ def decode_image(data: bytes, *, field: str, max_pixels: int, min_side: int = 1)
             f"{field} has too many pixels to decode safely; the limit is {_pixels_text(max_pixels)}"
         ) from None
     except Exception as exc:  # Pillow raises many types for hostile or damaged files
-        logger.info(
-            "image could not be decoded",
-            extra={"field": field, "format": kind, "error": type(exc).__name__},
-        )
-        raise InvalidImage(
-            f"{field} could not be decoded as {kind.upper()}: the file is truncated or corrupt"
-        ) from None
-    return result
+        logger.info(what, extra={"field": field, "format": kind, "error": type(exc).__name__})
+        raise InvalidImage(_corrupt_message(field, kind)) from None
 
 
 def load_image(
@@ -362,15 +320,144 @@ def load_image(
 
 def check_image_ref(
     value: str, policy: FetchPolicy, *, field: str, max_pixels: int, min_side: int = 1
-) -> ImageRef:
-    """Submit side: everything short of fetching, so bad input is a 400 before queueing.
+) -> MediaRef:
+    """Submit side: everything short of fetching or decoding, so bad input is a 400 before
+    queueing.
 
-    Inline data is decoded in full (and discarded); URLs get ``check_url`` including one
-    DNS lookup with a short timeout.
+    Inline data gets ``inspect_image`` (headers only: decoding happens in the worker);
+    URLs get ``check_url`` including one DNS lookup with a short timeout.
     """
     ref = parse_image_ref(value, field=field, max_bytes=policy.max_bytes)
     if ref.kind == "data":
-        decode_image(ref.data or b"", field=field, max_pixels=max_pixels, min_side=min_side).close()
+        inspect_image(ref.data or b"", field=field, max_pixels=max_pixels, min_side=min_side)
     elif ref.url is not None:
         check_url(ref.url, policy, field=field)
     return ref
+
+
+# -- cheap checks (no pixel is decoded) --------------------------------------------------
+
+DEFLATE_MAX_RATIO = 1032
+"""Deflate never expands more than this (258-byte matches in 2 bits), so a PNG's IDAT
+data must be at least ``raw pixel bytes / 1032``."""
+MAX_PNG_CHUNKS = 100_000
+"""More chunks than any encoder writes for a 20 MiB image; walking them stays cheap."""
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_JPEG_HUFFMAN_SEQUENTIAL = frozenset({0xC0, 0xC1})
+"""SOF markers of Huffman-coded sequential JPEG, where every 8x8 block costs >= 2 bits."""
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def inspect_image(data: bytes, *, field: str, max_pixels: int, min_side: int = 1) -> None:
+    """Refuse what is cheap to refuse, without decoding a pixel; raises ``InvalidImage``.
+
+    Checks the format (magic bytes), the declared size against ``max_pixels`` and
+    ``min_side``, truncation (PNG ``IEND``, JPEG ``EOI``, the RIFF size of WebP, strip
+    offsets of BMP/TIFF) and whether the data can hold the declared pixels at all (PNG:
+    deflate's best ratio; baseline JPEG: 2 bits per block). A damaged image that passes
+    still fails, clearly, when the worker decodes it.
+    """
+    if not data:
+        raise InvalidImage(f"{field} is empty")
+    kind = sniff_image_type(data)
+    if kind is None:
+        raise InvalidImage(_unsupported_message(data, field))
+    with (
+        _pillow_failures(field, kind, max_pixels, "image header could not be read"),
+        Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image,
+    ):
+        size, tiles, bands = image.size, list(image.tile), len(image.getbands())
+        one_bit = image.mode == "1"
+    _check_dimensions(size, field=field, max_pixels=max_pixels, min_side=min_side)
+    intact = {
+        "png": _png_intact,
+        "jpeg": _jpeg_intact,
+        "webp": _webp_intact,
+    }.get(kind, lambda _data, _size: True)(data, size)
+    bits = 1 if one_bit else 8 * bands
+    if not intact or not _tiles_within(data, tiles, bits):
+        raise InvalidImage(_corrupt_message(field, kind))
+
+
+def _corrupt_message(field: str, kind: str) -> str:
+    return f"{field} could not be decoded as {kind.upper()}: the file is truncated or corrupt"
+
+
+def _png_intact(data: bytes, size: tuple[int, int]) -> bool:
+    """Chunks well-formed up to ``IEND``, with enough ``IDAT`` data for the pixels."""
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        return False
+    depth, colour = data[24], data[25]
+    row_bits = size[0] * depth * _PNG_CHANNELS.get(colour, 1)
+    raw_bytes = size[1] * (-(-row_bits // 8))
+    position, idat = 8, 0
+    for _ in range(MAX_PNG_CHUNKS):
+        if position + 12 > len(data):
+            return False
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        position += 12 + length
+        if position > len(data):
+            return False
+        if kind == b"IDAT":
+            idat += length
+        elif kind == b"IEND":
+            return idat * DEFLATE_MAX_RATIO >= raw_bytes
+    return False
+
+
+def _jpeg_intact(data: bytes, size: tuple[int, int]) -> bool:
+    """Markers well-formed up to the first scan, an ``EOI`` after it and, for baseline
+    JPEG, at least 2 bits of scan data per 8x8 block."""
+    position, frame = 2, 0
+    while True:
+        while position < len(data) and data[position] != 0xFF:
+            position += 1  # tolerate junk between segments, as decoders do
+        while position < len(data) and data[position] == 0xFF:
+            position += 1  # fill bytes
+        if position + 2 >= len(data):
+            return False
+        marker = data[position]
+        position += 1
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker == 0xD9:
+            return False  # EOI before any scan
+        length = int.from_bytes(data[position : position + 2], "big")
+        if length < 2:
+            return False
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            frame = frame or marker
+        position += length
+        if marker == 0xDA:
+            break
+    end = data.find(b"\xff\xd9", position)
+    if end < 0:
+        return False
+    if frame in _JPEG_HUFFMAN_SEQUENTIAL:
+        blocks = -(-size[0] // 8) * -(-size[1] // 8)
+        return (end - position) * 4 >= blocks
+    return True
+
+
+def _webp_intact(data: bytes, size: tuple[int, int]) -> bool:
+    return len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
+
+
+def _tiles_within(data: bytes, tiles: list[Any], bits_per_pixel: int) -> bool:
+    """Every strip or tile Pillow would read starts inside the data, and uncompressed
+    ones (BMP, TIFF) end inside it."""
+    for tile in tiles:
+        offset, extents = tile[2], tile[1]
+        if offset > len(data):
+            return False
+        if tile[0] != "raw":
+            continue
+        width, height = extents[2] - extents[0], extents[3] - extents[1]
+        args = tile[3]
+        stride = args[1] if isinstance(args, tuple) and len(args) > 1 else 0
+        if not isinstance(stride, int) or stride <= 0:
+            stride = -(-width * bits_per_pixel // 8)
+        if offset + stride * height > len(data):
+            return False
+    return True

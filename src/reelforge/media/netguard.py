@@ -368,7 +368,16 @@ def _refuse(field: str, target: Target, *, resolved: bool) -> InvalidRequest:
         what = f"{field} host {target.host} resolves to a non-public address"
     else:
         what = f"{field} host {target.host} is a local name"
-    return InvalidRequest(f"{what}; only publicly reachable images can be fetched", field)
+    return InvalidRequest(f"{what}; only publicly reachable {media_word(field)} can be used", field)
+
+
+def media_word(field: str) -> str:
+    """What a field's URL points at, for messages: ``videos`` for ``video_url``."""
+    if field.startswith("video"):
+        return "videos"
+    if field.startswith(("image", "tail_image", "last_image")):
+        return "images"
+    return "addresses"
 
 
 def check_url(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from reelforge.errors import ConfigurationError
 from reelforge.settings import Settings
 from reelforge.storage.base import ObjectRange, Storage, check_key
 from reelforge.storage.local import LocalStorage
@@ -23,35 +24,38 @@ def open_storage(settings: Settings) -> Storage:
     url = urlsplit(raw)
     if url.scheme == "file":
         if url.netloc not in ("", "localhost"):
-            raise ValueError(f"REELFORGE_STORAGE_URL {raw!r}: file URLs name a local path")
+            raise ConfigurationError(f"REELFORGE_STORAGE_URL {raw!r}: file URLs name a local path")
         return LocalStorage(Path(unquote(url.path)))
     if url.scheme == "s3":
         return open_s3(settings)
-    raise ValueError(
+    raise ConfigurationError(
         f"unsupported REELFORGE_STORAGE_URL scheme {url.scheme!r}: "
         "use file:///path or s3://bucket/prefix"
     )
 
 
 def parse_s3_url(raw: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix/`` → ``("bucket", "some/prefix")``; ``ValueError`` if bad."""
+    """``s3://bucket/some/prefix/`` → ``("bucket", "some/prefix")``.
+
+    Raises ``ConfigurationError`` for anything else.
+    """
     url = urlsplit(raw)
     where = f"REELFORGE_STORAGE_URL {raw!r}"
     if url.scheme != "s3":
-        raise ValueError(f"{where}: expected s3://bucket/prefix")
+        raise ConfigurationError(f"{where}: expected s3://bucket/prefix")
     if url.query or url.fragment:
-        raise ValueError(f"{where}: an S3 URL takes no query or fragment")
+        raise ConfigurationError(f"{where}: an S3 URL takes no query or fragment")
     if "@" in url.netloc or ":" in url.netloc:
-        raise ValueError(
+        raise ConfigurationError(
             f"{where}: give only the bucket after s3:// (endpoint and credentials go in "
             "REELFORGE_S3_ENDPOINT_URL and REELFORGE_S3_ACCESS_KEY_ID / _SECRET_ACCESS_KEY)"
         )
     bucket = url.netloc
     if not bucket:
-        raise ValueError(f"{where}: the bucket is missing (s3://bucket/prefix)")
+        raise ConfigurationError(f"{where}: the bucket is missing (s3://bucket/prefix)")
     parts = [part for part in unquote(url.path).split("/") if part]
     if any(part in (".", "..") for part in parts):
-        raise ValueError(f"{where}: the prefix may not contain '.' or '..' parts")
+        raise ConfigurationError(f"{where}: the prefix may not contain '.' or '..' parts")
     return bucket, "/".join(parts)
 
 

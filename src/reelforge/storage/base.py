@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from reelforge.errors import NotFound
+from reelforge.errors import DISK_FULL_RETRY_SECONDS, InsufficientStorage, NotFound
+from reelforge.logs import throttle
+
+log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 MAX_KEY_CHARS = 400
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+DISK_FULL_MESSAGE = "The server is out of disk space; try again later"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
+
+
+def disk_full() -> InsufficientStorage:
+    """What a full disk is to a client or a job: no path, no errno, a hint to retry."""
+    return InsufficientStorage(DISK_FULL_MESSAGE, retry_after_seconds=DISK_FULL_RETRY_SECONDS)
+
+
+@contextmanager
+def disk_full_as_insufficient_storage() -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT into ``InsufficientStorage`` (507 at the API, a clean job error);
+    the OS error, with its path, stays out of every message."""
+    try:
+        yield
+    except OSError as error:
+        if is_disk_full(error):
+            throttle.log(log, logging.ERROR, "disk full", f"disk full: {error}")
+            raise disk_full() from None
+        raise
 
 
 def check_key(key: str) -> str:

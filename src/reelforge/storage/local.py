@@ -1,19 +1,32 @@
-"""Videos in a local directory (the default, under ``$REELFORGE_HOME/files``)."""
+"""Videos in a local directory (the default, under ``$REELFORGE_HOME/files``).
+
+Work files live in ``.tmp`` beside the videos (same filesystem, so storing is a rename).
+Every write cleans up after itself when it fails, a full disk is ``InsufficientStorage``
+(never an ``OSError`` carrying a server path), and files left in ``.tmp`` by a process
+that died are swept when storage is opened.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import BinaryIO
 
 from reelforge.errors import NotFound
-from reelforge.storage.base import ObjectRange, check_key
+from reelforge.storage.base import ObjectRange, check_key, disk_full_as_insufficient_storage
+
+log = logging.getLogger(__name__)
 
 READ_CHUNK_BYTES = 256 * 2**10
+STALE_TEMP_SECONDS = 15 * 60
+"""Work files untouched this long belong to no live process (encoders and downloads
+write continuously), so opening storage sweeps them."""
 
 
 class LocalStorage:
@@ -22,6 +35,20 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
         self._tmp = self.root / ".tmp"
         self._tmp.mkdir(exist_ok=True)
+        self.sweep_temp()
+
+    def sweep_temp(self, older_than: float = STALE_TEMP_SECONDS) -> int:
+        """Delete work files older than ``older_than`` seconds; returns how many."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for entry in self._tmp.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+        if removed:
+            log.info("removed stale work files", extra={"count": removed})
+        return removed
 
     def _path(self, key: str) -> Path:
         path = (self.root / check_key(key)).resolve()
@@ -34,27 +61,34 @@ class LocalStorage:
 
     def put_file(self, key: str, source: Path, content_type: str) -> int:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         # Readers see either no file or the whole file: write beside, fsync, rename.
-        fd, staging = tempfile.mkstemp(dir=self._tmp, suffix=".part")
-        os.close(fd)
-        try:
+        with disk_full_as_insufficient_storage():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, staging = tempfile.mkstemp(dir=self._tmp, suffix=".part")
+            os.close(fd)
             try:
-                os.replace(source, staging)
-            except OSError:
-                shutil.copyfile(source, staging)
-            with open(staging, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(staging, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(staging)
+                try:
+                    os.replace(source, staging)
+                except OSError:
+                    shutil.copyfile(source, staging)
+                with open(staging, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(staging, target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(staging)
         return target.stat().st_size
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> int:
-        fd, staging = tempfile.mkstemp(dir=self._tmp, suffix=".part")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with disk_full_as_insufficient_storage():
+            fd, staging = tempfile.mkstemp(dir=self._tmp, suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(staging)
+                raise
         return self.put_file(key, Path(staging), content_type)
 
     def get_bytes(self, key: str) -> bytes:
@@ -70,8 +104,17 @@ class LocalStorage:
             return None
 
     def delete(self, key: str) -> None:
+        """Remove the file, and the directories it leaves empty (one per video)."""
+        path = self._path(key)
         with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+            path.unlink()
+        for parent in path.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or already gone): stop here
+                break
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from reelforge.errors import NotFound, ServiceUnavailable
+from reelforge.errors import ConfigurationError, NotFound, ServiceUnavailable
 from reelforge.storage.base import ObjectRange, check_key
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,9 @@ class S3Storage:
         client: Any = None,
     ) -> None:
         if not bucket:
-            raise ValueError("an S3 bucket name is required")
+            raise ConfigurationError("an S3 bucket name is required")
         if (access_key_id is None) != (secret_access_key is None):
-            raise ValueError(
+            raise ConfigurationError(
                 "set both REELFORGE_S3_ACCESS_KEY_ID and REELFORGE_S3_SECRET_ACCESS_KEY, "
                 "or neither to use the AWS credential chain"
             )

@@ -1,0 +1,112 @@
+"""What slow or idle clients may hold: the HTTP server's connection limits.
+
+uvicorn bounds the time between requests on a kept-alive connection, but not the time a
+client takes to send a request's headers: a client that opens a connection and sends
+nothing, or one header byte now and then, holds it forever (slowloris). reelforge's
+protocol closes a connection whose request headers are not complete within
+``REELFORGE_READ_TIMEOUT_SECONDS`` or exceed ``MAX_HEADER_BYTES``; bodies are bounded by
+``api.limits``. ``REELFORGE_MAX_CONNECTIONS`` caps open connections: beyond it requests
+are answered 503 at once instead of queueing. Long-polls hold no thread (they await an
+event), so they cost only their connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+from reelforge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 64 * 2**10
+"""Largest request line plus headers (browsers send a few KiB)."""
+HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
+    b"connection: close\r\n\r\n"
+)
+FILES_PER_CONNECTION_MARGIN = 256
+"""Descriptors kept free beyond the connection cap (database, storage, logs, workers)."""
+
+
+def guarded_protocol(header_timeout: float, max_header_bytes: int = MAX_HEADER_BYTES) -> type:
+    """uvicorn's httptools protocol with a deadline and a size limit for request headers."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+        _header_bytes = 0
+        _awaiting_headers = False
+
+        def _arm(self) -> None:
+            self._awaiting_headers = True
+            self._header_bytes = 0
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(header_timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            self._awaiting_headers = False
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _too_slow(self) -> None:
+            self._header_timer = None
+            if self._awaiting_headers and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if not self._awaiting_headers and (self.cycle is None or self.cycle.response_complete):
+                self._arm()  # the first bytes of the next request on a kept-alive connection
+            super().data_received(data)
+            if self._awaiting_headers:
+                self._header_bytes += len(data)
+                if self._header_bytes > max_header_bytes and not self.transport.is_closing():
+                    self.transport.write(HEADERS_TOO_LARGE)
+                    self.transport.close()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+    return GuardedHttpToolsProtocol
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` that bound what clients can hold."""
+    _raise_open_files_limit(settings.max_connections + FILES_PER_CONNECTION_MARGIN)
+    options: dict[str, Any] = {
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": 5,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
+    try:
+        options["http"] = guarded_protocol(settings.read_timeout_seconds)
+    except ImportError:  # httptools missing (uvicorn without [standard]): h11 limits size only
+        log.warning("httptools is not installed; slow request headers are not timed out")
+    return options
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Raise the soft limit on open files toward ``wanted`` (never above the hard limit),
+    so the connection cap, not an exhausted descriptor table, is what refuses clients."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning(
+            "the open files limit (%d) is below REELFORGE_MAX_CONNECTIONS plus a margin; "
+            "lower the setting or raise the limit",
+            target,
+        )
