@@ -56,16 +56,28 @@ GEN_ID = "6f1c0d8e-1111-4222-8333-944445555666:veo2"
 
 
 def test_the_sdk_imports_no_server_code() -> None:
-    """DESIGN.md: client/ depends on nothing of the server, so it works against any server."""
+    """DESIGN.md: client/ depends on nothing of the server, so it works against any server.
+
+    The one shared module it may use, ``reelforge.retrying``, imports only the standard
+    library."""
     for file in Path(reelforge.client.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(file.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reelforge"):
                 names = [alias.name for alias in node.names]
                 allowed = node.module == "reelforge" and names == ["__version__"]
+                allowed = allowed or node.module == "reelforge.retrying"
                 assert allowed or node.module.startswith("reelforge.client"), (file, node.module)
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("reelforge"), (file, alias.name)
+    retrying = Path(reelforge.client.__file__).parent.parent / "retrying.py"
+    for node in ast.walk(ast.parse(retrying.read_text())):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            modules += [] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            for module in modules:
+                top = module.split(".")[0]
+                assert top in sys.stdlib_module_names or top == "__future__", module
 
 
 def test_importing_the_sdk_loads_no_server_dependencies() -> None:
@@ -485,6 +497,21 @@ def test_get_retries_transient_failures_up_to_max_retries() -> None:
     assert all(0 <= s <= min(20.0, 0.5 * 2**n) for n, s in enumerate(sleeps))
 
 
+def test_a_408_is_retried_for_reads_and_for_creates() -> None:
+    """408: the server gave up waiting for the request, so it started nothing."""
+    timed_out = httpx.Response(408, json={"message": "Request Timeout"})
+    generation = httpx.Response(200, json={"id": GEN_ID, "status": "queued"})
+    api = Api(timed_out, generation)
+    sleeps: list[float] = []
+    with client_for(api, sleeps) as client:
+        assert client.get(GEN_ID).status == "queued"
+        api.answers = [timed_out, CREATED]
+        assert client.create("veo2", "a fox").id == GEN_ID
+    assert [r.method for r in api.requests] == ["GET", "GET", "POST", "POST"]
+    assert len(sleeps) == 2 and all(0 <= s <= 0.5 for s in sleeps)
+    assert api.seen("GET", "/health") == []  # a 408 is not ambiguous: no probe needed
+
+
 def test_get_connection_errors_are_typed() -> None:
     api = Api(raising(httpx.ConnectError))
     with client_for(api, [], max_retries=1) as client, pytest.raises(APIConnectionError):
@@ -698,3 +725,32 @@ def test_a_missing_video_is_a_download_error(tmp_path: Path) -> None:
         pending = Generation.model_validate({"id": GEN_ID, "status": "queued"})
         with pytest.raises(DownloadError, match="no video"):
             client.download(pending, tmp_path / "v.mp4")
+
+
+def test_an_expired_video_url_is_refreshed_and_the_download_resumes(tmp_path: Path) -> None:
+    """Signed video URLs expire (403): the SDK GETs the generation for a fresh one and
+    goes on from where it stopped, with Range."""
+    fresh = "http://api.test/files/videos/t/output.mp4?expires=2&signature=new"
+    log: list[httpx.Request] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        log.append(request)
+        if request.url.path == PATH:
+            return httpx.Response(200, json=completed(fresh).model_dump(mode="json"))
+        if request.url.params.get("signature") != "new":
+            return httpx.Response(403, json={"message": "This video URL expired"})
+        first = int(request.headers.get("range", "bytes=0-")[6:-1])
+        headers = {"content-range": f"bytes {first}-{len(VIDEO) - 1}/{len(VIDEO)}"}
+        return httpx.Response(206 if first else 200, content=VIDEO[first:], headers=headers)
+
+    (tmp_path / "v.mp4.part").write_bytes(VIDEO[:500])
+    stale = completed("http://api.test/files/videos/t/output.mp4?expires=1&signature=old")
+    with Client("k", BASE, transport=httpx.MockTransport(serve)) as client:
+        path = client.download(stale, tmp_path / "v.mp4")
+    assert path.read_bytes() == VIDEO
+    assert [r.url.path for r in log] == [
+        "/files/videos/t/output.mp4",
+        PATH,
+        "/files/videos/t/output.mp4",
+    ]
+    assert log[-1].headers["range"] == "bytes=500-"

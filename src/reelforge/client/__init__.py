@@ -16,6 +16,7 @@ from reelforge.client.errors import (
     APIConnectionError,
     APITimeoutError,
     AuthenticationError,
+    ConflictError,
     DownloadError,
     GenerationFailed,
     InvalidRequestError,
@@ -26,7 +27,15 @@ from reelforge.client.errors import (
     ServerError,
     WaitTimeout,
 )
-from reelforge.client.models import ErrorInfo, Generation, GenerationCreated, Meta, Usage, Video
+from reelforge.client.models import (
+    ErrorInfo,
+    Generation,
+    GenerationCreated,
+    GenerationPage,
+    Meta,
+    Usage,
+    Video,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -34,11 +43,13 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ConflictError",
     "DownloadError",
     "ErrorInfo",
     "Generation",
     "GenerationCreated",
     "GenerationFailed",
+    "GenerationPage",
     "InvalidRequestError",
     "Meta",
     "NotFoundError",

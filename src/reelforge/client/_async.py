@@ -15,13 +15,15 @@ import httpx
 from reelforge.client._core import (
     Action,
     ClientCore,
+    Emit,
     Notify,
     Operation,
     ReadChunk,
     Send,
     Sleep,
+    as_list,
 )
-from reelforge.client.models import Generation, GenerationCreated
+from reelforge.client.models import Generation, GenerationCreated, GenerationPage
 
 T = TypeVar("T")
 
@@ -126,8 +128,38 @@ class AsyncClient:
     ) -> None:
         await self.close()
 
+    def list(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        model: str | list[str] | None = None,
+        page_size: int = 20,
+    ) -> AsyncIterator[GenerationPage]:
+        """``async for page in client.list(...)``: see ``Client.list``."""
+        return self._iterate(self._core.list_pages(page_size, as_list(status), as_list(model)))
+
+    async def cancel(self, generation_id: str) -> Generation:
+        return await self._run(self._core.cancel(generation_id))
+
+    async def delete(self, generation_id: str) -> None:
+        await self._run(self._core.delete(generation_id))
+
+    def events(self, generation_id: str) -> AsyncIterator[Generation]:
+        """``async for generation in client.events(id)``: see ``Client.events``."""
+        return self._iterate(self._core.events(generation_id))
+
     async def _run(self, operation: Operation[T]) -> T:
         """Drive a core operation to its result, performing each action it yields."""
+        outcome: list[T] = []
+        async for _ in self._steps(operation, outcome):
+            pass
+        return outcome[0]
+
+    async def _iterate(self, operation: Operation[Any]) -> AsyncIterator[Any]:
+        async for item in self._steps(operation, []):
+            yield item
+
+    async def _steps(self, operation: Operation[T], outcome: list[T]) -> AsyncIterator[Any]:
         streams: dict[int, tuple[httpx.Response, AsyncIterator[bytes]]] = {}
         result: Any = None
         error: httpx.HTTPError | None = None
@@ -136,8 +168,12 @@ class AsyncClient:
                 try:
                     action = operation.send(result) if error is None else operation.throw(error)
                 except StopIteration as stop:
-                    return stop.value
+                    outcome.append(stop.value)
+                    return
                 result, error = None, None
+                if isinstance(action, Emit):
+                    yield action.item
+                    continue
                 try:
                     result = await self._perform(action, streams)
                 except httpx.HTTPError as failure:

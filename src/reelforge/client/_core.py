@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import random
 import re
 import time
 import uuid
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -39,9 +38,15 @@ from reelforge.client.errors import (
     ReelforgeClientError,
     WaitTimeout,
     error_from_response,
+)
+from reelforge.client.models import Generation, GenerationCreated, GenerationPage
+from reelforge.retrying import (
+    RETRYABLE_STATUSES,
+    SAFE_CREATE_RETRY_STATUSES,
+    Backoff,
+    never_sent,
     parse_retry_after,
 )
-from reelforge.client.models import Generation, GenerationCreated
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -52,6 +57,8 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 USER_AGENT = f"reelforge-python/{__version__}"
 
 GENERATIONS_PATH = "/v2/video/generations"
+CANCEL_PATH = GENERATIONS_PATH + "/cancel"
+EVENTS_PATH = GENERATIONS_PATH + "/events"
 HEALTH_PATH = "/health"
 VERSION_HEADER = "x-reelforge-version"
 """Sent by reelforge on every response: the server honours Idempotency-Key and ``wait``."""
@@ -59,8 +66,6 @@ WAIT_HEADER = "x-reelforge-wait"
 """Present when the server held a GET for ``wait``; absent when it ignored the parameter."""
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 20.0
 MAX_RETRY_AFTER_SECONDS = 60.0
 """A longer Retry-After is raised to the caller rather than slept through."""
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -71,9 +76,8 @@ FIRST_POLL_SECONDS = 1.0
 POLL_GROWTH = 1.5
 MAX_POLL_SECONDS = 10.0
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-"""Failures that happen before a request leaves: a create is safe to repeat after them."""
+MAX_URL_REFRESHES = 2
+"""Fresh video URLs fetched by one download when the server says the URL expired."""
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 
@@ -111,7 +115,14 @@ class Notify:
     args: tuple[Any, ...]
 
 
-Action = Send | ReadChunk | Sleep | Notify
+@dataclass(frozen=True)
+class Emit:
+    """Hand one item to the caller of a streaming operation (``list``, ``events``)."""
+
+    item: Any
+
+
+Action = Send | ReadChunk | Sleep | Notify | Emit
 Operation = Generator[Action, Any, T]
 
 
@@ -146,24 +157,22 @@ def parse_content_range(value: str | None) -> tuple[int | None, int | None]:
     return (int(first) if first else None), (int(total) if total and total != "*" else None)
 
 
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter, so clients that failed together spread out."""
-
-    base: float = BACKOFF_BASE_SECONDS
-    cap: float = BACKOFF_CAP_SECONDS
-    random: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds before retry ``attempt`` (0-based); the server's Retry-After wins."""
-        if retry_after is not None:
-            return retry_after
-        return self.random.uniform(0.0, min(self.cap, self.base * 2.0**attempt))
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def connection_error(error: httpx.HTTPError, what: str) -> APIConnectionError:
+def connection_error(error: httpx.HTTPError, what: str, base_url: str) -> APIConnectionError:
+    """Names the server that could not be reached, and how to start a local one."""
     kind = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
-    return kind(f"{what}: {type(error).__name__}: {str(error) or 'no details'}")
+    detail = f"{what}: {type(error).__name__}: {str(error) or 'no details'}"
+    if not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return kind(f"the API at {base_url} did not answer ({detail})")
+    message = f"cannot connect to the API at {base_url} ({detail})"
+    if httpx.URL(base_url).host in LOCAL_HOSTS:
+        message += (
+            "; is reelforge running? `reelforge serve` starts it; --base-url or "
+            "REELFORGE_BASE_URL points elsewhere"
+        )
+    return kind(message)
 
 
 def parse_model(model: type[M], response: httpx.Response) -> M:
@@ -235,8 +244,8 @@ class ClientCore:
             try:
                 response = yield send
             except httpx.HTTPError as error:
-                failure: ReelforgeClientError = connection_error(error, what)
-                ambiguous = not isinstance(error, NOT_SENT)
+                failure: ReelforgeClientError = connection_error(error, what, self.base_url)
+                ambiguous = not never_sent(error)
             else:
                 self._observe(response)
                 if response.is_success:
@@ -247,10 +256,10 @@ class ClientCore:
                     response.content,
                     reason=response.reason_phrase,
                 )
-                if response.status_code not in RETRY_STATUSES:
+                if response.status_code not in RETRYABLE_STATUSES:
                     raise failure
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
-                ambiguous = response.status_code != 429
+                ambiguous = response.status_code not in SAFE_CREATE_RETRY_STATUSES
             if create and ambiguous:
                 maybe_created = True
                 if not (yield from self._honours_idempotency()):
@@ -415,10 +424,18 @@ class ClientCore:
             destination = Path(path)
             if destination.is_dir():
                 raise ValueError(f"{destination} is a directory; pass the file to write")
-            return (yield from self._download(url, destination, expected, on_progress))
+            refresh = self._fresh_video_url(generation_id) if generation_id else None
+            return (yield from self._download(url, destination, expected, on_progress, refresh))
         except ReelforgeClientError as error:
             error.generation_id = error.generation_id or generation_id
             raise
+
+    def _fresh_video_url(self, generation_id: str) -> Callable[[], Operation[str | None]]:
+        def refresh() -> Operation[str | None]:
+            generation, _ = yield from self._get(generation_id, None)
+            return generation.video.url if generation.video is not None else None
+
+        return refresh
 
     def _download(
         self,
@@ -426,14 +443,20 @@ class ClientCore:
         path: Path,
         expected: int | None,
         on_progress: Callable[[int, int | None], Any] | None,
+        refresh: Callable[[], Operation[str | None]] | None = None,
     ) -> Operation[Path]:
-        """Stream to ``<path>.part``, resuming with Range, then rename into place."""
+        """Stream to ``<path>.part``, resuming with Range, then rename into place.
+
+        Video URLs may expire (signed URLs of reelforge, presigned ones of a bucket): a
+        403 with ``refresh`` (a download of a generation) fetches the generation again
+        for a fresh URL and resumes where it stopped.
+        """
         part = path.with_name(path.name + ".part")
-        headers = {"Accept-Encoding": "identity"}
-        if same_origin(url, self.base_url):
-            headers.update(self._auth())  # never to a CDN or any other host
-        total, attempt = expected, 0
+        total, attempt, refreshes = expected, 0, 0
         while True:
+            headers = {"Accept-Encoding": "identity"}
+            if same_origin(url, self.base_url):
+                headers.update(self._auth())  # never to a CDN or any other host
             offset = part.stat().st_size if part.exists() else 0
             if total is not None and offset >= total:
                 if offset == total:
@@ -469,10 +492,14 @@ class ClientCore:
                                 yield Notify(on_progress, (offset + received, total))
                     break
                 yield from _drain(response)
+                if status == 403 and refresh is not None and refreshes < MAX_URL_REFRESHES:
+                    refreshes += 1
+                    url = (yield from refresh()) or url  # the URL expired: get a fresh one
+                    continue
                 if status in (206, 416):  # not the range asked for: start over
                     part.unlink(missing_ok=True)
                     failure = DownloadError(f"GET {url}: unexpected range", status_code=status)
-                elif status in RETRY_STATUSES:
+                elif status in RETRYABLE_STATUSES:
                     failure = DownloadError(f"GET {url}: HTTP {status}", status_code=status)
                 else:
                     raise DownloadError(
@@ -497,6 +524,119 @@ class ClientCore:
         os.replace(part, path)
         return path
 
+    # -- reelforge extensions: list, cancel, delete, live events ----------------------
+
+    def list_pages(
+        self, limit: int, status: list[str] | None, model: list[str] | None
+    ) -> Operation[None]:
+        """Emit each page of the caller's generations, newest first, until the last."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": str(limit)}
+            if status:
+                params["status"] = status
+            if model:
+                params["model"] = model
+            if cursor:
+                params["after"] = cursor
+            send = Send("GET", self._url(GENERATIONS_PATH), self._auth(), params)
+            page = parse_model(GenerationPage, (yield from self._call(send)))
+            yield Emit(page)
+            if not page.has_more or not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def cancel(self, generation_id: str) -> Operation[Generation]:
+        params = {"generation_id": generation_id}
+        send = Send("POST", self._url(CANCEL_PATH), self._auth(), params)
+        return parse_model(Generation, (yield from self._call(send)))
+
+    def delete(self, generation_id: str) -> Operation[None]:
+        params = {"generation_id": generation_id}
+        send = Send("DELETE", self._url(GENERATIONS_PATH), self._auth(), params)
+        yield from self._call(send)
+
+    def events(self, generation_id: str) -> Operation[None]:
+        """Emit the generation on every change until it is done; a dropped stream is
+        resumed with ``Last-Event-ID`` (after a backoff) so nothing is missed."""
+        last_id: str | None = None
+        failures = 0
+        while True:
+            headers = {**self._auth(), "Accept": "text/event-stream"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            send = Send(
+                "GET",
+                self._url(EVENTS_PATH),
+                headers,
+                {"generation_id": generation_id},
+                timeout=httpx.Timeout(self.timeout.connect, read=None),
+                stream=True,
+            )
+            try:
+                response = yield send
+                if not response.is_success:
+                    content = b"".join((yield from _read_all(response)))
+                    raise error_from_response(
+                        response.status_code,
+                        response.headers,
+                        content,
+                        reason=response.reason_phrase,
+                    )
+                decoder = _EventDecoder()
+                while chunk := (yield ReadChunk(response)):
+                    for event_id, data in decoder.feed(chunk):
+                        last_id = event_id or last_id
+                        generation = Generation.model_validate_json(data)
+                        failures = 0
+                        yield Emit(generation)
+                        if generation.is_done:
+                            yield from _drain(response)
+                            return
+                return  # the server ended the stream: the generation is final
+            except httpx.HTTPError as error:
+                failures += 1
+                if failures > self.max_retries:
+                    raise connection_error(error, f"GET {EVENTS_PATH}", self.base_url) from None
+                yield Sleep(self.backoff.delay(failures - 1))
+
+
+class _EventDecoder:
+    """Server-Sent Events from bytes as they come: ``(id, data)`` per event."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._id: str | None = None
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, str]]:
+        self._buffer += chunk
+        events = []
+        while True:
+            line, found, rest = self._buffer.partition(b"\n")
+            if not found:
+                return events
+            self._buffer = rest
+            text = line.rstrip(b"\r").decode("utf-8", "replace")
+            if not text:
+                if self._data:
+                    events.append((self._id, "\n".join(self._data)))
+                self._data = []
+                continue
+            field, _, value = text.partition(":")
+            value = value.removeprefix(" ")
+            if field == "data":
+                self._data.append(value)
+            elif field == "id":
+                self._id = value
+
+
+def _read_all(response: httpx.Response) -> Operation[list[bytes]]:
+    chunks = []
+    while chunk := (yield ReadChunk(response)):
+        chunks.append(chunk)
+    return chunks
+
 
 def _drain(response: httpx.Response) -> Operation[None]:
     while (yield ReadChunk(response)):
@@ -505,3 +645,8 @@ def _drain(response: httpx.Response) -> Operation[None]:
 
 def _state(generation: Generation) -> tuple[Any, ...]:
     return generation.status, generation.progress, generation.stage
+
+
+def as_list(value: str | list[str] | None) -> list[str] | None:
+    """A filter given as one value or several."""
+    return [value] if isinstance(value, str) else value

@@ -14,13 +14,15 @@ import httpx
 from reelforge.client._core import (
     Action,
     ClientCore,
+    Emit,
     Notify,
     Operation,
     ReadChunk,
     Send,
     Sleep,
+    as_list,
 )
-from reelforge.client.models import Generation, GenerationCreated
+from reelforge.client.models import Generation, GenerationCreated, GenerationPage
 
 T = TypeVar("T")
 
@@ -132,8 +134,45 @@ class Client:
     ) -> None:
         self.close()
 
+    def list(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        model: str | list[str] | None = None,
+        page_size: int = 20,
+    ) -> Iterator[GenerationPage]:
+        """The caller's generations, newest first, one page at a time (reelforge).
+
+        Pages are fetched as the iteration reaches them; ``status`` and ``model`` filter.
+        """
+        return self._iterate(self._core.list_pages(page_size, as_list(status), as_list(model)))
+
+    def cancel(self, generation_id: str) -> Generation:
+        """Stop a generation (reelforge): it ends in ``error`` with ``error.name ==
+        "Cancelled"``. ``ConflictError`` when it already finished."""
+        return self._run(self._core.cancel(generation_id))
+
+    def delete(self, generation_id: str) -> None:
+        """Delete a generation, its video and its inputs (reelforge); cancels it first."""
+        self._run(self._core.delete(generation_id))
+
+    def events(self, generation_id: str) -> Iterator[Generation]:
+        """The generation on every change of status, stage or progress, until it is done
+        (reelforge live events; a dropped connection is resumed where it left off)."""
+        return self._iterate(self._core.events(generation_id))
+
     def _run(self, operation: Operation[T]) -> T:
         """Drive a core operation to its result, performing each action it yields."""
+        outcome: list[T] = []
+        for _ in self._steps(operation, outcome):
+            pass
+        return outcome[0]
+
+    def _iterate(self, operation: Operation[Any]) -> Iterator[Any]:
+        """Drive a streaming operation, yielding what it emits."""
+        yield from self._steps(operation, [])
+
+    def _steps(self, operation: Operation[T], outcome: list[T]) -> Iterator[Any]:
         streams: dict[int, tuple[httpx.Response, Iterator[bytes]]] = {}
         result: Any = None
         error: httpx.HTTPError | None = None
@@ -142,8 +181,12 @@ class Client:
                 try:
                     action = operation.send(result) if error is None else operation.throw(error)
                 except StopIteration as stop:
-                    return stop.value
+                    outcome.append(stop.value)
+                    return
                 result, error = None, None
+                if isinstance(action, Emit):
+                    yield action.item
+                    continue
                 try:
                     result = self._perform(action, streams)
                 except httpx.HTTPError as failure:

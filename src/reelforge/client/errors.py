@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+
+from reelforge.retrying import parse_retry_after
 
 if TYPE_CHECKING:
     from reelforge.client.models import Generation
@@ -74,6 +74,10 @@ class NotFoundError(ReelforgeClientError):
     """No such generation for this key, or a wrong base URL (404)."""
 
 
+class ConflictError(ReelforgeClientError):
+    """The request contradicts the generation's state, e.g. cancelling a finished one (409)."""
+
+
 class RateLimitError(ReelforgeClientError):
     """Too many requests (429), still so after the retries."""
 
@@ -130,24 +134,6 @@ def parse_field(message: str) -> str | None:
     return match.group(1) if match else None
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 def _parse_body(content: bytes) -> Any:
     try:
         return json.loads(content)
@@ -188,4 +174,5 @@ _BY_STATUS: dict[int, type[ReelforgeClientError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    409: ConflictError,
 }

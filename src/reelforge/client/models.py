@@ -31,8 +31,8 @@ class Video(_Model):
     """Bytes; downloads are checked against it when the server states it."""
     width: int | None = None
     height: int | None = None
-    duration: float | None = None
-    """Seconds."""
+    duration: int | float | None = None
+    """Seconds (kept as the server sent it: ``6`` stays ``6``, not ``6.0``)."""
 
 
 class ErrorInfo(_Model):
@@ -90,3 +90,11 @@ class Generation(_Model):
     @property
     def credits_used(self) -> int | float | None:
         return self.meta.usage.credits_used if self.meta and self.meta.usage else None
+
+
+class GenerationPage(_Model):
+    """One page of ``list`` (reelforge): the generations, newest first."""
+
+    data: list[Generation]
+    has_more: bool = False
+    next_cursor: str | None = None

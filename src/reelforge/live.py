@@ -1,0 +1,178 @@
+"""Waiting for jobs to change, shared by every waiting client of one API process.
+
+Long-polls (``GET ...&wait=S``) and live event streams both wait for a job to change.
+Thousands of them must cost neither a thread nor a database read each, so one
+``JobWatcher`` per process keeps, for every job somebody waits on, the latest record and
+the waiters' events:
+
+* a job event (from the store's ``EventHub``, whichever process made the change) makes
+  one re-read of that job, however many clients wait on it;
+* as a safety net for lost events, all watched jobs are re-read together, in one query,
+  every ``FALLBACK_SECONDS``.
+
+Waiters are woken when the job's ``revision`` grows; each decides whether the change
+matters to it (a long-poll only cares about the status, a stream about status, stage and
+progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from reelforge.jobs import JobRecord, JobStore
+
+log = logging.getLogger(__name__)
+
+FALLBACK_SECONDS = 2.0
+
+
+@dataclass
+class _Watched:
+    record: JobRecord | None
+    gone: bool = False
+    waiters: set[asyncio.Event] = field(default_factory=set)
+    unwatch: Callable[[], None] | None = None
+    refreshing: bool = False
+    again: bool = False
+
+
+class Subscription:
+    """One waiter's view of a job: ``next`` returns it once it changed."""
+
+    def __init__(self, watcher: JobWatcher, job_id: str, seen: int) -> None:
+        self._watcher = watcher
+        self.job_id = job_id
+        self.seen = seen
+        self.event = asyncio.Event()
+
+    async def next(self, timeout: float) -> JobRecord | None:
+        """The job once its revision passes what this waiter saw, or ``None`` after
+        ``timeout`` seconds; raises ``LookupError`` if the job was deleted."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self.event.clear()  # before looking, so a change right after is not missed
+            current = self._watcher.latest(self.job_id)
+            if current is None:
+                raise LookupError(self.job_id)
+            if current.revision > self.seen:
+                self.seen = current.revision
+                return current
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.event.wait(), remaining)
+
+
+class JobWatcher:
+    """Bound to the event loop it is first used on (the API's)."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+        self._jobs: dict[str, _Watched] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fallback: asyncio.Task[None] | None = None
+
+    @property
+    def watched(self) -> int:
+        return len(self._jobs)
+
+    def latest(self, job_id: str) -> JobRecord | None:
+        watched = self._jobs.get(job_id)
+        if watched is None or watched.gone:
+            return None
+        return watched.record
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, job: JobRecord) -> AsyncIterator[Subscription]:
+        """Wait on ``job`` (as the caller last saw it) until the block ends."""
+        self._bind()
+        watched = self._jobs.get(job.id)
+        if watched is None:
+            watched = _Watched(record=job)
+            self._jobs[job.id] = watched
+            loop = self._loop
+            assert loop is not None
+            watched.unwatch = self._store.events.watch(
+                job.id, lambda: loop.call_soon_threadsafe(self._changed, job.id)
+            )
+            # The caller read ``job`` before the watch existed: a change in between
+            # sent its event to nobody, so look once now rather than at the next
+            # fallback round.
+            self._changed(job.id)
+        elif watched.record is None or watched.record.revision < job.revision:
+            watched.record = job
+        subscription = Subscription(self, job.id, job.revision)
+        watched.waiters.add(subscription.event)
+        try:
+            yield subscription
+        finally:
+            watched.waiters.discard(subscription.event)
+            if not watched.waiters and self._jobs.get(job.id) is watched:
+                del self._jobs[job.id]
+                if watched.unwatch is not None:
+                    watched.unwatch()
+
+    def _bind(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._fallback = loop.create_task(self._poll_all())
+
+    def _changed(self, job_id: str) -> None:
+        watched = self._jobs.get(job_id)
+        if watched is None:
+            return
+        if watched.refreshing:
+            watched.again = True
+            return
+        watched.refreshing = True
+        asyncio.get_running_loop().create_task(self._refresh(job_id, watched))
+
+    async def _refresh(self, job_id: str, watched: _Watched) -> None:
+        try:
+            while True:
+                watched.again = False
+                try:
+                    record = await anyio.to_thread.run_sync(self._store.get, job_id)
+                except Exception:
+                    log.warning("re-reading a watched job failed", exc_info=True)
+                    return
+                self._update(watched, record)
+                if not watched.again:
+                    return
+        finally:
+            watched.refreshing = False
+
+    def _update(self, watched: _Watched, record: JobRecord | None) -> None:
+        if record is None:
+            watched.gone = True
+        elif watched.record is None or record.revision > watched.record.revision:
+            watched.record = record
+        else:
+            return
+        for event in list(watched.waiters):
+            event.set()
+
+    async def _poll_all(self) -> None:
+        while True:
+            await asyncio.sleep(FALLBACK_SECONDS)
+            if not self._jobs:
+                continue
+            ids = list(self._jobs)
+            try:
+                found = await anyio.to_thread.run_sync(self._store.get_many, ids)
+            except Exception:
+                log.warning("re-reading watched jobs failed", exc_info=True)
+                continue
+            for job_id in ids:
+                watched = self._jobs.get(job_id)
+                if watched is not None:
+                    self._update(watched, found.get(job_id))
