@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from reelforge.errors import ServiceUnavailable
+from reelforge.errors import ConfigurationError
 from reelforge.jobs import JobStatus, JobStore
 from reelforge.jobs.db import current_revision, ensure_schema, head_revision, make_engine
 from reelforge.jobs.models import Base
@@ -68,6 +68,9 @@ def test_expired_lease_is_claimed_again_until_attempts_run_out(store, job_factor
     assert claim(store, "w3").attempts == 3
     clock.advance(LEASE + 1)
     assert claim(store, "w4") is None
+    assert store.get(job_id).status is JobStatus.GENERATING  # until the sweeper comes
+    assert store.sweep(max_attempts=3) == 1
+    assert store.sweep(max_attempts=3) == 0
     failed = store.get(job_id)
     assert failed.status is JobStatus.ERROR and failed.error_name == "WorkerCrashed"
     assert "3 times" in failed.error_message
@@ -77,12 +80,13 @@ def test_heartbeat_extends_lease_and_records_progress(store, job_factory, clock)
     job_id = job_factory()
     claim(store)
     clock.advance(LEASE - 1)
-    assert store.heartbeat(job_id, "w1", lease_seconds=LEASE, progress=0.5, stage="rendering")
+    beat = store.heartbeat(job_id, "w1", lease_seconds=LEASE, progress=0.5, stage="rendering")
+    assert beat.owned and not beat.cancel_requested
     clock.advance(LEASE - 1)
     assert claim(store, "w2") is None
     job = store.get(job_id)
     assert job.progress == 0.5 and job.stage == "rendering"
-    assert not store.heartbeat(job_id, "intruder", lease_seconds=LEASE)
+    assert not store.heartbeat(job_id, "intruder", lease_seconds=LEASE).owned
 
 
 def test_finished_jobs_are_never_run_again(store, job_factory, clock) -> None:
@@ -98,6 +102,18 @@ def test_finished_jobs_are_never_run_again(store, job_factory, clock) -> None:
     assert not store.fail(done, "w1", name="x", message="y")
     assert not store.complete(failed, "w2", video_key="k", video_size=1)
     assert store.get(failed).error_message == "bad"
+
+
+def test_a_cancel_accepted_while_running_wins_over_a_late_result(store, job_factory) -> None:
+    job_id = job_factory(owner="alice")
+    claim(store)
+    asked = store.cancel(job_id, "alice")
+    assert asked.status is JobStatus.GENERATING and asked.cancel_requested_at is not None
+    # The engine finished before it saw the request: the result is not recorded.
+    assert not store.complete(job_id, "w1", video_key="k", video_size=1)
+    job = store.get(job_id)
+    assert job.status is JobStatus.ERROR and job.error_name == "Cancelled"
+    assert job.video_key is None
 
 
 def test_release_hands_job_back_without_counting(store, job_factory) -> None:
@@ -135,7 +151,7 @@ def test_migrations_match_models(db_engine) -> None:
 
 def test_outdated_schema_is_refused_unless_migrating(tmp_path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
-    with pytest.raises(ServiceUnavailable, match="reelforge db upgrade"):
+    with pytest.raises(ConfigurationError, match="reelforge db upgrade"):
         ensure_schema(engine, auto_migrate=False)
     ensure_schema(engine, auto_migrate=True)
     assert current_revision(engine) == head_revision(engine)
@@ -155,25 +171,28 @@ def test_keys_are_hashed_and_revocable(keys, db_engine) -> None:
     assert [key.active for key in keys.list()] == [False]
 
 
-def test_postgres_notifications_cross_processes(postgres_url) -> None:
-    """Two stores on separate engines stand for two machines sharing one database."""
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shared_database_url(request, postgres_url, tmp_path) -> str:
+    return postgres_url if request.param == "postgresql" else f"sqlite:///{tmp_path / 'x.db'}"
+
+
+def test_job_events_reach_other_processes(shared_database_url) -> None:
+    """Two stores on separate engines and hubs stand for two processes sharing a database:
+    LISTEN/NOTIFY on PostgreSQL, Unix datagrams beside a SQLite file."""
     from reelforge.jobs import NewJob
     from reelforge.jobs.db import make_engine, upgrade
+    from reelforge.jobs.events import EventHub, transport_for
 
-    api_side, worker_side = make_engine(postgres_url), make_engine(postgres_url)
+    api_side, worker_side = make_engine(shared_database_url), make_engine(shared_database_url)
     upgrade(api_side)
-    api, worker = JobStore(api_side), JobStore(worker_side)
-    worker.start_listening()
-    api.start_listening()
+    api = JobStore(api_side, events=EventHub(transport_for(api_side)))
+    worker = JobStore(worker_side, events=EventHub(transport_for(worker_side)))
+    worker.events.start()
+    api.events.start()
     try:
-        woke = threading.Event()
-
-        def idle_worker() -> None:
-            worker.wait_for_work(timeout=20)
-            woke.set()
-
-        threading.Thread(target=idle_worker, daemon=True).start()
-        time.sleep(0.3)
+        heard_new, heard_claim = threading.Event(), threading.Event()
+        unwatch_worker = worker.events.watch("n1:veo2", heard_new.set)
+        unwatch_api = api.events.watch("n1:veo2", heard_claim.set)
         started = time.monotonic()
         job = api.create(
             NewJob(
@@ -186,17 +205,45 @@ def test_postgres_notifications_cross_processes(postgres_url) -> None:
                 video_token="t",
             )
         )
-        assert woke.wait(5), "the idle worker was not woken by the new job"
-        print(f"cross-process wake-up after {(time.monotonic() - started) * 1000:.0f} ms")
-
-        changed = threading.Event()
-        unwatch = api.watch(job.id, changed.set)
+        assert heard_new.wait(5), "the worker side did not hear about the new job"
+        print(f"cross-process event after {(time.monotonic() - started) * 1000:.1f} ms")
+        heard_claim.clear()
         claimed = worker.claim("w1", lease_seconds=30, max_attempts=3)
         assert claimed.id == job.id
-        assert changed.wait(5), "the API side did not hear about the claim"
-        unwatch()
+        assert heard_claim.wait(5), "the API side did not hear about the claim"
+        unwatch_worker()
+        unwatch_api()
     finally:
-        worker.stop_listening()
-        api.stop_listening()
+        worker.events.stop()
+        api.events.stop()
         api_side.dispose()
         worker_side.dispose()
+
+
+def test_database_errors_never_carry_sql_parameters(db_engine) -> None:
+    """Errors (and so logs) must not show parameters: they hold video tokens."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from reelforge.jobs.db import unavailable
+
+    with pytest.raises(DBAPIError) as info, db_engine.connect() as connection:
+        connection.execute(text("SELECT * FROM no_such_table WHERE x = :t"), {"t": "SECRET-TOKEN"})
+    assert "SECRET-TOKEN" not in str(info.value)
+    mapped = unavailable(info.value)
+    assert mapped.status_code == 503 and mapped.retry_after_seconds
+    assert "SECRET" not in mapped.message and "SELECT" not in mapped.message
+
+
+def test_service_secrets_are_made_once_and_shared(db_engine) -> None:
+    """Two stores on the database (two processes, two machines) read the same secret."""
+    from reelforge.jobs.db import make_engine
+
+    other = make_engine(db_engine.url.render_as_string(hide_password=False))
+    try:
+        first = JobStore(db_engine).secret("url-signing")
+        second = JobStore(other).secret("url-signing")
+    finally:
+        other.dispose()
+    assert first == second and len(first) >= 40
+    assert JobStore(db_engine).secret("another") != first

@@ -18,23 +18,69 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from reelforge.errors import ServiceUnavailable
+from reelforge.errors import (
+    DISK_FULL_RETRY_SECONDS,
+    ConfigurationError,
+    InsufficientStorage,
+    ServiceUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+WORKER_LOCK_TIMEOUT_SECONDS = 30.0
+"""How long a worker waits for a locked database: it has no client waiting on it."""
 
 
-def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+def make_engine(
+    url: str,
+    *,
+    lock_timeout: float = WORKER_LOCK_TIMEOUT_SECONDS,
+    statement_timeout: float | None = None,
+) -> Engine:
+    """An engine for ``url``; ``ConfigurationError`` when the URL or its driver is wrong.
+
+    ``lock_timeout`` bounds how long a statement waits for a lock (SQLite's busy timeout,
+    PostgreSQL's ``lock_timeout``) and for a pooled connection; ``statement_timeout``
+    (PostgreSQL) bounds any statement. The API passes a few seconds for both, so a
+    request never hangs on a busy database. SQL parameters (video tokens, key hashes)
+    never appear in errors or logs.
+    """
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            options = f"-c lock_timeout={round(lock_timeout * 1000)}"
+            if statement_timeout is not None:
+                options += f" -c statement_timeout={round(statement_timeout * 1000)}"
+            return create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=lock_timeout,
+                hide_parameters=True,
+                connect_args={
+                    "connect_timeout": max(1, round(lock_timeout)),
+                    "options": options,
+                },
+            )
+    except (ArgumentError, ImportError) as error:
+        # The URL is not echoed: it may carry a password.
+        reason = str(error) if isinstance(error, ImportError) else "it does not parse"
+        raise ConfigurationError(
+            f"REELFORGE_DATABASE_URL cannot be used ({reason}); expected e.g. "
+            "sqlite:////path/reelforge.db or postgresql+psycopg://user@host/db "
+            "(pip install 'reelforge[postgres]')"
+        ) from None
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        url,
+        connect_args={"check_same_thread": False, "timeout": lock_timeout},
+        hide_parameters=True,
     )
+    busy_millis = round(lock_timeout * 1000)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,10 +89,29 @@ def make_engine(url: str) -> Engine:
         # crashes (only an OS crash can lose the last transactions).
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_millis}")
         cursor.close()
 
     return engine
+
+
+DATABASE_RETRY_SECONDS = 2
+
+
+def unavailable(error: Exception) -> ServiceUnavailable:
+    """The one mapping of a database that cannot answer now (locked, timed out, down,
+    full) to the error a client sees: 503 with Retry-After, or 507 when the disk is
+    full. Nothing of the SQL or its parameters is carried."""
+    reason = str(getattr(error, "orig", None) or type(error).__name__).splitlines()[0][:200]
+    if "disk is full" in reason or "No space left" in reason:
+        return InsufficientStorage(
+            "The server is out of disk space; try again later",
+            retry_after_seconds=DISK_FULL_RETRY_SECONDS,
+        )
+    return ServiceUnavailable(
+        "The database is busy; try again in a moment",
+        retry_after_seconds=DATABASE_RETRY_SECONDS,
+    )
 
 
 def _alembic_config(engine: Engine) -> Config:
@@ -81,7 +146,7 @@ def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
         log.info("migrating database schema", extra={"from": current, "to": head})
         upgrade(engine)
         return
-    raise ServiceUnavailable(
+    raise ConfigurationError(
         f"the database schema is at revision {current or 'none'} but this reelforge needs "
         f"{head}; run `reelforge db upgrade` first"
     )

@@ -1,4 +1,4 @@
-"""The durable job store: create, read, claim with leases, heartbeat, finish.
+"""The durable job store: create, read, list, claim with leases, heartbeat, finish.
 
 Every state change is a single conditional UPDATE, so concurrent API processes and
 workers (threads or machines) never double-run or overwrite each other's work:
@@ -9,25 +9,48 @@ workers (threads or machines) never double-run or overwrite each other's work:
   died) becomes claimable again, until ``max_attempts`` claims have been used up.
 * ``complete``/``fail``/``release`` only succeed for the worker that still holds the job,
   and never touch a finished job.
+* ``sweep`` ends jobs whose attempts are used up; workers run it on a timer.
+* ``cancel`` ends a job that has not started at once, and asks the worker of a running
+  one to stop (it hears of it at its next heartbeat); ``delete`` removes the record.
+
+Every change a client can see bumps the job's ``revision``. Every move to a final state
+goes through ``_finalized``, which records the job's webhook delivery in the same
+transaction (``outbox.enqueue``).
+
+The store only records changes. Every method names the events its change causes, and
+one hook (``_transaction``) hands them to the ``EventHub`` around the commit; who hears
+about them, in this process or another, is ``jobs.events``' business.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Mapping
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy import Engine, and_, delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from reelforge.jobs.models import JobRow, JobStatus, utcnow
-from reelforge.jobs.notify import CHANNEL, NEW_WORK, PgListener, job_payload
+from reelforge.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+)
+from reelforge.jobs import outbox, quotas
+from reelforge.jobs.events import NEW_WORK, WEBHOOK_WORK, EventHub, job_payload
+from reelforge.jobs.models import ApiKeyRow, JobRow, JobStatus, KeyUsageRow, LockRow, utcnow
+from reelforge.jobs.quotas import Admission
+from reelforge.jobs.secrets import service_secret
 
 CRASHED_NAME = "WorkerCrashed"
+CANCELLED_NAME = "Cancelled"
+CANCELLED_MESSAGE = "the generation was cancelled"
 
 
 @dataclass(frozen=True)
@@ -58,12 +81,19 @@ class JobRecord:
     info: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     request_hash: str | None = None
+    revision: int = 0
+    cancel_requested_at: datetime | None = None
+    webhook_url: str | None = None
+    credits_reserved: int = 0
+    video_expired_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: JobRow) -> JobRecord:
         values = {name: getattr(row, name) for name in cls.__dataclass_fields__}
         values["status"] = JobStatus(row.status)
         values["info"] = dict(row.info or {})
+        values["revision"] = row.revision or 0
+        values["credits_reserved"] = row.credits_reserved or 0
         return cls(**values)
 
 
@@ -79,91 +109,136 @@ class NewJob:
     info: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     request_hash: str | None = None
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    owned: bool
+    """False once the job is no longer this worker's (lease lost, deleted)."""
+    cancel_requested: bool
+    """The user asked to cancel the job: stop it."""
+
+
+class Page(NamedTuple):
+    jobs: list[JobRecord]
+    has_more: bool
+    next_cursor: str | None
+
+
+@dataclass
+class _Transaction:
+    """A session plus the events its changes cause (published around the commit)."""
+
+    session: Session
+    events: list[str] = field(default_factory=list)
+
+    def emit(self, *payloads: str) -> None:
+        self.events.extend(payloads)
+
+
+_FINAL_FIELDS = (
+    JobRow.id,
+    JobRow.owner,
+    JobRow.status,
+    JobRow.webhook_url,
+    JobRow.info,
+    JobRow.credits,
+    JobRow.credits_reserved,
+)
+"""What ``_finalized`` needs of each job an UPDATE moved to a final state."""
+
+
+def encode_cursor(job: JobRecord) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(job_id)
+    except (binascii.Error, ValueError, TypeError) as error:
+        raise InvalidRequest(
+            "Query validation error: after: not a cursor this service returned", "after"
+        ) from error
 
 
 class JobStore:
     """Job persistence on SQLAlchemy (SQLite by default, PostgreSQL when scaled out)."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        events: EventHub | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
-        self._changed = threading.Condition()
-        self._skip_locked = engine.dialect.name == "postgresql"
-        self._watchers: dict[str, set[Callable[[], None]]] = {}
-        self._watchers_lock = threading.Lock()
-        self._postgres = engine.dialect.name == "postgresql"
-        self._listener: PgListener | None = None
+        self._dialect = engine.dialect.name
+        self._skip_locked = self._dialect == "postgresql"
+        self.events = events or EventHub()
+        self.outbox = outbox.WebhookOutbox(engine, self.events, clock=clock)
+
+    def now(self) -> datetime:
+        """The store's clock (the tests' can be moved)."""
+        return self._clock()
+
+    def secret(self, name: str) -> str:
+        """A secret every process of the service shares (``jobs.secrets``)."""
+        return service_secret(self._engine, name)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        """A read (or a write that nobody needs to hear about)."""
         with self._sessions.begin() as session:
             yield session
 
-    def start_listening(self) -> None:
-        """Hear about changes made by other processes (PostgreSQL; SQLite relies on polling)."""
-        if self._postgres and self._listener is None:
-            self._listener = PgListener(
-                self.engine, on_new_work=self.wake_all, on_job_changed=self._changed_job
-            )
-            self._listener.start()
+    @contextmanager
+    def _transaction(self) -> Iterator[_Transaction]:
+        """A write: its events go out inside the transaction and after the commit."""
+        with self._sessions.begin() as session:
+            transaction = _Transaction(session)
+            yield transaction
+            self.events.in_transaction(session, transaction.events)
+        self.events.after_commit(transaction.events)
 
-    def stop_listening(self) -> None:
-        if self._listener is not None:
-            self._listener.stop()
-            self._listener = None
-
-    def _publish(self, session: Session, *payloads: str) -> None:
-        """Tell other processes, on commit of ``session`` (PostgreSQL only)."""
-        if self._postgres:
-            for payload in payloads:
-                session.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": CHANNEL, "payload": payload},
+    def _finalized(self, tx: _Transaction, now: datetime, rows: Iterable[Any]) -> list[str]:
+        """Settle the credits of jobs just moved to a final state (charged if completed,
+        released otherwise) and record their webhook deliveries; their ids."""
+        ids = []
+        for job_id, owner, status, webhook_url, info, credits, reserved in rows:
+            ids.append(job_id)
+            tx.emit(job_payload(job_id))
+            charged = credits if status == JobStatus.COMPLETED else 0
+            quotas.settle(tx.session, job_id, owner, reserved or 0, max(0, charged or 0))
+            if webhook_url:
+                flavour = (info or {}).get("api", "aimlapi")
+                queued = outbox.enqueue(
+                    tx.session,
+                    now,
+                    job_id=job_id,
+                    owner=owner,
+                    url=webhook_url,
+                    status=JobStatus(status),
+                    flavour=flavour,
                 )
-
-    def wake_all(self) -> None:
-        """Wake workers of this process waiting in :meth:`wait_for_work`."""
-        with self._changed:
-            self._changed.notify_all()
-
-    def watch(self, job_id: str, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (from any thread) whenever this process changes the job.
-
-        Returns the function that stops watching. Changes made by other processes are not
-        seen here; long-polling readers re-read the job periodically for those.
-        """
-        with self._watchers_lock:
-            self._watchers.setdefault(job_id, set()).add(callback)
-
-        def unwatch() -> None:
-            with self._watchers_lock:
-                callbacks = self._watchers.get(job_id)
-                if callbacks is not None:
-                    callbacks.discard(callback)
-                    if not callbacks:
-                        del self._watchers[job_id]
-
-        return unwatch
-
-    def _changed_job(self, job_id: str) -> None:
-        with self._watchers_lock:
-            callbacks = list(self._watchers.get(job_id, ()))
-        for callback in callbacks:
-            callback()
-
-    def wait_for_work(self, timeout: float) -> None:
-        """Block until a job is created in this process or ``timeout`` seconds pass."""
-        with self._changed:
-            self._changed.wait(timeout)
+                if queued is not None:
+                    tx.emit(WEBHOOK_WORK)
+        return ids
 
     # -- API side -----------------------------------------------------------------
 
-    def create(self, job: NewJob) -> JobRecord:
-        """Insert a queued job.
+    def create(self, job: NewJob, admission: Admission | None = None) -> JobRecord:
+        """Insert a queued job, holding its price from the owner's balance.
 
-        With an ``idempotency_key`` that this owner already used, nothing is inserted and
-        the earlier job is returned instead (its ``id`` differs from ``job.id``).
+        Over a cap or the balance it raises (``RateLimited``, ``ServiceUnavailable``,
+        ``Forbidden``) and inserts nothing. With an ``idempotency_key`` that this owner
+        already used, nothing is inserted and the earlier job is returned instead (its
+        ``id`` differs from ``job.id``).
         """
         if job.idempotency_key is not None:
             existing = self.find_by_idempotency_key(job.owner, job.idempotency_key)
@@ -186,13 +261,20 @@ class JobStore:
             info=job.info,
             idempotency_key=job.idempotency_key,
             request_hash=job.request_hash,
+            revision=0,
+            webhook_url=job.webhook_url,
+            credits_reserved=job.credits,
         )
         try:
-            with self._session() as session:
-                session.add(row)
-                session.flush()
+            with self._transaction() as tx:
+                usage = quotas.lock_owner(tx.session, job.owner)
+                quotas.admit(tx.session, job.owner, job.credits, admission or Admission(), usage)
+                quotas.join_fairly(tx.session, job.owner, usage)
+                usage.reserved += job.credits
+                tx.session.add(row)
+                tx.session.flush()
                 record = JobRecord.from_row(row)
-                self._publish(session, NEW_WORK)
+                tx.emit(NEW_WORK, job_payload(record.id))
         except IntegrityError:
             # Two concurrent creates with one key: the other one won.
             if job.idempotency_key is None:
@@ -201,7 +283,6 @@ class JobStore:
             if existing is None:
                 raise
             return existing
-        self.wake_all()
         return record
 
     def find_by_idempotency_key(self, owner: str, key: str) -> JobRecord | None:
@@ -216,6 +297,41 @@ class JobStore:
             row = session.get(JobRow, job_id)
             return JobRecord.from_row(row) if row else None
 
+    def get_many(self, job_ids: Iterable[str]) -> dict[str, JobRecord]:
+        """The jobs that exist among ``job_ids``, in one query (for watchers)."""
+        wanted = list(job_ids)
+        if not wanted:
+            return {}
+        with self._session() as session:
+            rows = session.scalars(select(JobRow).where(JobRow.id.in_(wanted)))
+            return {row.id: JobRecord.from_row(row) for row in rows}
+
+    def list(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        statuses: Iterable[JobStatus] = (),
+        models: Iterable[str] = (),
+    ) -> Page:
+        """The owner's jobs, newest first, ``limit`` at a time; ``after`` is the
+        ``next_cursor`` of the previous page."""
+        query = select(JobRow).where(JobRow.owner == owner)
+        if statuses := list(statuses):
+            query = query.where(JobRow.status.in_([status.value for status in statuses]))
+        if models := list(models):
+            query = query.where(JobRow.model.in_(models))
+        if after:
+            created, job_id = decode_cursor(after)
+            query = query.where(tuple_(JobRow.created_at, JobRow.id) < (created, job_id))
+        query = query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
+        with self._session() as session:
+            jobs = [JobRecord.from_row(row) for row in session.scalars(query)]
+        has_more = len(jobs) > limit
+        jobs = jobs[:limit]
+        return Page(jobs, has_more, encode_cursor(jobs[-1]) if has_more and jobs else None)
+
     def count_by_status(self) -> dict[str, int]:
         with self._session() as session:
             rows = session.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
@@ -223,23 +339,125 @@ class JobStore:
             counts.update({status: count for status, count in rows})
             return counts
 
+    def cancel(self, job_id: str, owner: str) -> JobRecord:
+        """Cancel the owner's job: a queued job (or one whose worker is gone) ends now;
+        a running one is asked to stop. ``NotFound``; ``Conflict`` when it is finished."""
+        now = self._clock()
+        mine = and_(JobRow.id == job_id, JobRow.owner == owner)
+        not_running = or_(
+            JobRow.status == JobStatus.QUEUED,
+            and_(JobRow.status == JobStatus.GENERATING, JobRow.lease_expires_at < now),
+        )
+        asked = None
+        with self._transaction() as tx:
+            ended = tx.session.execute(
+                update(JobRow)
+                .where(mine, not_running)
+                .values(**self._final_values(now, JobStatus.ERROR), **_cancelled())
+                .returning(*_FINAL_FIELDS)
+            ).all()
+            if ended:
+                self._finalized(tx, now, ended)
+            else:
+                asked = tx.session.execute(
+                    update(JobRow)
+                    .where(mine, JobRow.status == JobStatus.GENERATING)
+                    .values(
+                        cancel_requested_at=func.coalesce(JobRow.cancel_requested_at, now),
+                        updated_at=now,
+                        revision=JobRow.revision + 1,
+                    )
+                    .returning(JobRow.id)
+                ).first()
+                if asked is not None:
+                    tx.emit(job_payload(job_id))
+        job = self.get(job_id)
+        if job is None or job.owner != owner:
+            raise NotFound(f"Generation {job_id} not found")
+        if not ended and not asked:
+            raise Conflict(
+                f"Generation {job_id} is already {job.status.value}; only queued or "
+                "generating generations can be cancelled"
+            )
+        return job
+
+    def delete(self, job_id: str, owner: str) -> JobRecord:
+        """Remove the owner's job record (a running job's worker loses it at its next
+        heartbeat); the caller removes its files. ``NotFound`` if there is none."""
+        with self._transaction() as tx:
+            row = tx.session.execute(
+                delete(JobRow)
+                .where(JobRow.id == job_id, JobRow.owner == owner)
+                .returning(JobRow)
+                .execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
+            if row is None:
+                raise NotFound(f"Generation {job_id} not found")
+            record = JobRecord.from_row(row)
+            quotas.settle(tx.session, job_id, owner, record.credits_reserved, 0)
+            outbox.drop_pending(tx.session, [job_id])
+            tx.emit(job_payload(job_id))
+        return record
+
     # -- worker side --------------------------------------------------------------
 
-    def claim(self, worker_id: str, *, lease_seconds: float, max_attempts: int) -> JobRecord | None:
-        """Take the oldest runnable job, or ``None``; jobs out of attempts end in error."""
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        lease_seconds: float,
+        max_attempts: int,
+        models: Iterable[str] = (),
+        default_max_running: int | None = None,
+    ) -> JobRecord | None:
+        """Take the next runnable job fairly, or ``None``.
+
+        Fair: among owners with runnable jobs and room under their ``max_running``
+        (the key's, else ``default_max_running``), the one with the lowest virtual time
+        goes next, its oldest job first; each claim advances the owner's virtual time by
+        ``1 / priority``. A key with a long backlog therefore takes turns with every
+        other key instead of starving it. ``models`` (if given) are the only models this
+        worker makes. A job whose lease ran out is runnable again while it has attempts
+        left and was not cancelled; ``sweep`` ends the others.
+        """
         now = self._clock()
-        self._fail_exhausted(now, max_attempts)
         claimable = or_(
             JobRow.status == JobStatus.QUEUED,
             and_(
                 JobRow.status == JobStatus.GENERATING,
                 JobRow.lease_expires_at < now,
                 JobRow.attempts < max_attempts,
+                JobRow.cancel_requested_at.is_(None),
             ),
         )
-        candidate = select(JobRow.id).where(claimable).order_by(JobRow.created_at).limit(1)
+        conditions = [claimable]
+        if models := list(models):
+            conditions.append(JobRow.model.in_(models))
+        running = aliased(JobRow)
+        running_now = (
+            select(func.count())
+            .select_from(running)
+            .where(
+                running.owner == JobRow.owner,
+                running.status == JobStatus.GENERATING,
+                running.lease_expires_at >= now,
+            )
+            .scalar_subquery()
+        )
+        cap = ApiKeyRow.max_running
+        if default_max_running is not None:
+            cap = func.coalesce(ApiKeyRow.max_running, literal(default_max_running))
+        conditions.append(or_(cap.is_(None), running_now < cap))
+        candidate = (
+            select(JobRow.id)
+            .outerjoin(KeyUsageRow, KeyUsageRow.owner == JobRow.owner)
+            .outerjoin(ApiKeyRow, ApiKeyRow.id == JobRow.owner)
+            .where(*conditions)
+            .order_by(func.coalesce(KeyUsageRow.virtual_time, 0.0), JobRow.created_at)
+            .limit(1)
+        )
         if self._skip_locked:
-            candidate = candidate.with_for_update(skip_locked=True)
+            candidate = candidate.with_for_update(of=JobRow, skip_locked=True)
         statement = (
             update(JobRow)
             .where(JobRow.id == candidate.scalar_subquery())
@@ -252,47 +470,58 @@ class JobStore:
                 started_at=func.coalesce(JobRow.started_at, now),
                 updated_at=now,
                 stage="starting",
+                revision=JobRow.revision + 1,
             )
             .returning(JobRow)
             .execution_options(synchronize_session=False)
         )
-        with self._session() as session:
-            row = session.execute(statement).scalars().first()
+        with self._transaction() as tx:
+            row = tx.session.execute(statement).scalars().first()
             record = JobRecord.from_row(row) if row else None
             if record is not None:
-                self._publish(session, job_payload(record.id))
-        if record is not None:
-            self._changed_job(record.id)
+                weight = (
+                    select(func.coalesce(ApiKeyRow.priority, 1))
+                    .where(ApiKeyRow.id == record.owner)
+                    .scalar_subquery()
+                )
+                tx.session.execute(
+                    update(KeyUsageRow)
+                    .where(KeyUsageRow.owner == record.owner)
+                    .values(virtual_time=KeyUsageRow.virtual_time + 1.0 / func.coalesce(weight, 1))
+                )
+                tx.emit(job_payload(record.id))
         return record
 
-    def _fail_exhausted(self, now: datetime, max_attempts: int) -> None:
-        statement = (
+    def sweep(self, max_attempts: int) -> int:
+        """End in ``error`` every job whose worker stopped responding ``max_attempts``
+        times, or was cancelled while its worker was gone; returns how many.
+        Idempotent, so any number of workers may run it."""
+        now = self._clock()
+        abandoned = and_(JobRow.status == JobStatus.GENERATING, JobRow.lease_expires_at < now)
+        crashed = (
             update(JobRow)
-            .where(
-                JobRow.status == JobStatus.GENERATING,
-                JobRow.lease_expires_at < now,
-                JobRow.attempts >= max_attempts,
-            )
+            .where(abandoned, JobRow.attempts >= max_attempts, JobRow.cancel_requested_at.is_(None))
             .values(
-                status=JobStatus.ERROR,
+                **self._final_values(now, JobStatus.ERROR),
                 error_name=CRASHED_NAME,
                 error_message=(
                     f"the generation was interrupted {max_attempts} times (its worker stopped "
                     "responding each time) and was given up; submit it again, and if this "
                     "repeats, tell the operator"
                 ),
-                worker_id=None,
-                lease_expires_at=None,
-                completed_at=now,
-                updated_at=now,
             )
-            .returning(JobRow.id)
+            .returning(*_FINAL_FIELDS)
         )
-        with self._session() as session:
-            given_up = list(session.execute(statement).scalars())
-            self._publish(session, *(job_payload(job_id) for job_id in given_up))
-        for job_id in given_up:
-            self._changed_job(job_id)
+        cancelled = (
+            update(JobRow)
+            .where(abandoned, JobRow.cancel_requested_at.is_not(None))
+            .values(**self._final_values(now, JobStatus.ERROR), **_cancelled())
+            .returning(*_FINAL_FIELDS)
+        )
+        with self._transaction() as tx:
+            ended = self._finalized(tx, now, tx.session.execute(crashed).all())
+            ended += self._finalized(tx, now, tx.session.execute(cancelled).all())
+        return len(ended)
 
     def _owned(self, job_id: str, worker_id: str) -> Any:
         return and_(
@@ -309,27 +538,33 @@ class JobStore:
         lease_seconds: float,
         progress: float | None = None,
         stage: str | None = None,
-    ) -> bool:
-        """Extend the lease (and record progress); ``False`` if the job is no longer ours."""
+    ) -> Heartbeat:
+        """Extend the lease (and record progress); says whether the job is still ours
+        and whether its user asked to cancel it."""
         now = self._clock()
         values: dict[str, Any] = {
             "lease_expires_at": now + timedelta(seconds=lease_seconds),
             "updated_at": now,
         }
+        changed = progress is not None or stage is not None
         if progress is not None:
             values["progress"] = max(0.0, min(1.0, progress))
         if stage is not None:
             values["stage"] = stage
-        with self._session() as session:
-            result = session.execute(
-                update(JobRow).where(self._owned(job_id, worker_id)).values(**values)
-            )
-            owned = result.rowcount == 1
-            if owned and (progress is not None or stage is not None):
-                self._publish(session, job_payload(job_id))
-        if owned and (progress is not None or stage is not None):
-            self._changed_job(job_id)
-        return owned
+        if changed:
+            values["revision"] = JobRow.revision + 1
+        with self._transaction() as tx:
+            row = tx.session.execute(
+                update(JobRow)
+                .where(self._owned(job_id, worker_id))
+                .values(**values)
+                .returning(JobRow.cancel_requested_at)
+            ).first()
+            if row is not None and changed:
+                tx.emit(job_payload(job_id))
+        if row is None:
+            return Heartbeat(owned=False, cancel_requested=False)
+        return Heartbeat(owned=True, cancel_requested=row[0] is not None)
 
     def complete(
         self,
@@ -344,16 +579,18 @@ class JobStore:
         """Mark done; call only after the video is stored, so ``completed`` implies a file.
 
         ``credits`` replaces the price quoted at submit time (upstreams report their own).
+        A cancel that was accepted while the job ran wins over a result that arrives
+        after it: the job ends ``Cancelled`` (and ``False`` is returned), so a 200 on
+        cancel always means the generation ends cancelled.
         """
         values: dict[str, Any] = {
-            "status": JobStatus.COMPLETED,
             "video_key": video_key,
             "video_size": video_size,
             "progress": 1.0,
         }
         if credits is not None:
             values["credits"] = max(0, credits)
-        return self._finish(job_id, worker_id, values, info)
+        return self._finish(job_id, worker_id, JobStatus.COMPLETED, values, info)
 
     def save_engine_state(self, job_id: str, worker_id: str, state: Mapping[str, Any]) -> bool:
         """Remember an engine's resume state with a job this worker owns."""
@@ -376,36 +613,52 @@ class JobStore:
         message: str,
         info: dict[str, Any] | None = None,
     ) -> bool:
-        values = {"status": JobStatus.ERROR, "error_name": name, "error_message": message}
-        return self._finish(job_id, worker_id, values, info)
+        values = {"error_name": name, "error_message": message}
+        return self._finish(job_id, worker_id, JobStatus.ERROR, values, info)
 
-    def _finish(
-        self, job_id: str, worker_id: str, values: dict[str, Any], info: dict[str, Any] | None
-    ) -> bool:
-        """Move a job the worker still owns to a final state; ``False`` if it lost the job."""
-        now = self._clock()
-        values = {
-            **values,
+    def _final_values(self, now: datetime, status: JobStatus) -> dict[str, Any]:
+        return {
+            "status": status,
             "stage": None,
             "worker_id": None,
             "lease_expires_at": None,
             "completed_at": now,
             "updated_at": now,
+            "revision": JobRow.revision + 1,
         }
-        with self._session() as session:
+
+    def _finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        status: JobStatus,
+        values: dict[str, Any],
+        info: dict[str, Any] | None,
+    ) -> bool:
+        """Move a job the worker still owns to a final state; ``False`` if it lost the job."""
+        now = self._clock()
+        values = {**values, **self._final_values(now, status)}
+        with self._transaction() as tx:
             if info:
-                row = session.get(JobRow, job_id)
+                row = tx.session.get(JobRow, job_id)
                 if row is not None:
                     values["info"] = {**(row.info or {}), **info}
-            result = session.execute(
-                update(JobRow).where(self._owned(job_id, worker_id)).values(**values)
-            )
-            finished = result.rowcount == 1
-            if finished:
-                self._publish(session, job_payload(job_id))
-        if finished:
-            self._changed_job(job_id)
-        return finished
+            owned = self._owned(job_id, worker_id)
+            if status is JobStatus.COMPLETED:
+                owned = and_(owned, JobRow.cancel_requested_at.is_(None))
+            ended = tx.session.execute(
+                update(JobRow).where(owned).values(**values).returning(*_FINAL_FIELDS)
+            ).all()
+            if not ended and status is JobStatus.COMPLETED:
+                cancelled = tx.session.execute(
+                    update(JobRow)
+                    .where(self._owned(job_id, worker_id))
+                    .values(**self._final_values(now, JobStatus.ERROR), **_cancelled())
+                    .returning(*_FINAL_FIELDS)
+                ).all()
+                self._finalized(tx, now, cancelled)
+            self._finalized(tx, now, ended)
+        return bool(ended)
 
     def release(self, job_id: str, worker_id: str) -> bool:
         """Hand a job back untouched (graceful shutdown); the claim does not count."""
@@ -418,18 +671,71 @@ class JobStore:
             "progress": 0.0,
             "stage": None,
             "updated_at": now,
+            "revision": JobRow.revision + 1,
         }
-        with self._session() as session:
-            result = session.execute(
+        with self._transaction() as tx:
+            result = tx.session.execute(
                 update(JobRow).where(self._owned(job_id, worker_id)).values(**values)
             )
             released = result.rowcount == 1
             if released:
-                self._publish(session, NEW_WORK, job_payload(job_id))
-        if released:
-            self._changed_job(job_id)
-            self.wake_all()
+                tx.emit(NEW_WORK, job_payload(job_id))
         return released
+
+    # -- retention -------------------------------------------------------------------
+
+    def try_lock(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold the named lease for ``seconds`` (renewing it if ``holder`` has it);
+        ``False`` while somebody else holds it."""
+        now = self._clock()
+        with self._session() as session:
+            session.execute(
+                quotas.dialect_insert(session, LockRow.__table__)
+                .values(name=name, holder=holder, expires_at=now - timedelta(seconds=1))
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            taken = session.execute(
+                update(LockRow)
+                .where(
+                    LockRow.name == name,
+                    or_(LockRow.holder == holder, LockRow.expires_at < now),
+                )
+                .values(holder=holder, expires_at=now + timedelta(seconds=seconds))
+            )
+            return taken.rowcount == 1
+
+    def expired_videos(self, completed_before: datetime, limit: int) -> list[JobRecord]:
+        """Completed jobs whose videos are past retention and not yet deleted."""
+        with self._session() as session:
+            rows = session.scalars(
+                select(JobRow)
+                .where(
+                    JobRow.status == JobStatus.COMPLETED,
+                    JobRow.completed_at < completed_before,
+                    JobRow.video_expired_at.is_(None),
+                )
+                .order_by(JobRow.completed_at)
+                .limit(limit)
+            )
+            return [JobRecord.from_row(row) for row in rows]
+
+    def mark_video_expired(self, job_ids: list[str]) -> None:
+        """Record that these jobs' videos were deleted (their URLs now answer 410)."""
+        if not job_ids:
+            return
+        now = self._clock()
+        with self._transaction() as tx:
+            tx.session.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(job_ids))
+                .values(video_expired_at=now, updated_at=now, revision=JobRow.revision + 1)
+            )
+            tx.emit(*(job_payload(job_id) for job_id in job_ids))
+
+    def find_by_video_token(self, token: str) -> JobRecord | None:
+        with self._session() as session:
+            row = session.scalar(select(JobRow).where(JobRow.video_token == token).limit(1))
+            return JobRecord.from_row(row) if row else None
 
     def expire_leases(self, is_dead: Callable[[str], bool]) -> int:
         """End the leases of running jobs whose worker ``is_dead`` says is gone.
@@ -438,20 +744,22 @@ class JobStore:
         exists can run again at once instead of after its lease runs out.
         """
         now = self._clock()
-        with self._session() as session:
-            running = session.execute(
+        with self._transaction() as tx:
+            running = tx.session.execute(
                 select(JobRow.id, JobRow.worker_id).where(
                     JobRow.status == JobStatus.GENERATING, JobRow.lease_expires_at >= now
                 )
             ).all()
             dead = [job_id for job_id, worker in running if worker and is_dead(worker)]
             if dead:
-                session.execute(
+                tx.session.execute(
                     update(JobRow)
                     .where(JobRow.id.in_(dead), JobRow.status == JobStatus.GENERATING)
                     .values(lease_expires_at=now - timedelta(seconds=1), updated_at=now)
                 )
-                self._publish(session, NEW_WORK)
-        if dead:
-            self.wake_all()
+                tx.emit(NEW_WORK)
         return len(dead)
+
+
+def _cancelled() -> dict[str, Any]:
+    return {"error_name": CANCELLED_NAME, "error_message": CANCELLED_MESSAGE}
