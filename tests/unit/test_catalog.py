@@ -101,6 +101,10 @@ def test_prompt_required(model: str) -> None:
         ("", "at least 1"),
         ("   \n", "at least 1"),
         ("x" * (MAX_PROMPT_CHARS + 1), f"at most {MAX_PROMPT_CHARS}"),
+        ("\udcab\udbed", "U+DCAB at character 0 is a lone UTF-16 surrogate"),
+        ("a fox \ud800", "U+D800 at character 6 is a lone UTF-16 surrogate"),
+        ("\U0010b4ab", "U+10B4AB at character 0 is not a text character"),
+        ("x\uffff", "U+FFFF at character 1 is not a text character"),
     ],
 )
 def test_prompt_invalid(model: str, value: object, expected: str) -> None:
@@ -194,6 +198,12 @@ def test_negative_prompt(model: str) -> None:
     assert bad(with_(model, negative_prompt="x" * (MAX_PROMPT_CHARS + 1))).field == (
         "negative_prompt"
     )
+
+
+@pytest.mark.parametrize("model", ALL)
+def test_negative_prompt_with_lone_surrogate(model: str) -> None:
+    error = bad(with_(model, negative_prompt="blur \udcab"))
+    assert error.field == "negative_prompt" and "surrogate" in error.message
 
 
 @pytest.mark.parametrize("model", ALL)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,13 @@ MAX_SEED = 2**32 - 1
 
 MAX_IMAGE_REF_CHARS = 40 * 2**20
 """Longest ``image_url`` string accepted before decoding (Base64 of a 20 MiB image + slack)."""
+
+MAX_REFERENCE_IMAGES = 3
+"""Most ``image_urls`` of a reference-to-video request: Veo takes at most three subject
+references, and each one is a fetch of up to ``REELFORGE_MAX_IMAGE_BYTES``."""
+
+PROVIDERS = ("auto", "google", "fal")
+"""The AI/ML API's ``provider`` values, matched case-insensitively as its spec says."""
 
 
 def describe(value: Any) -> str:
@@ -146,12 +154,37 @@ def _seed(value: Any) -> int:
     return number
 
 
+_MEANINGLESS = re.compile(
+    "[\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff\U000f0000-\U0010ffff"
+    + "".join(
+        f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(1, 15)
+    )
+    + "]"
+)
+"""Code points that are not text: UTF-16 surrogates (JSON's ``\\udcab`` escapes let them in
+alone, and ``\\udbed\\udcab`` pairs up into plane 16), the supplementary private-use
+planes 15 and 16, and noncharacters. No prompt means anything with them, and lone
+surrogates cannot even be stored or logged as UTF-8."""
+
+
+def _meaningless_character(value: str) -> str | None:
+    """Describes the first code point of ``value`` that is not text, else None."""
+    found = _MEANINGLESS.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    what = "a lone UTF-16 surrogate" if 0xD800 <= code <= 0xDFFF else "not a text character"
+    return f"U+{code:04X} at character {found.start()} is {what}"
+
+
 def _text(*, required: bool) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str):
             raise _expected_type("string", value)
         if required and not value.strip():
             raise _fail("String must contain at least 1 non-blank character")
+        if (problem := _meaningless_character(value)) is not None:
+            raise _fail("String must be valid Unicode text: {problem}", problem=problem)
         if len(value) > MAX_PROMPT_CHARS:
             raise _fail(
                 "String must contain at most {maximum} characters, received {length}",
@@ -176,11 +209,41 @@ def _image_ref(value: Any) -> str:
     return value.strip()
 
 
+def _image_refs(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise _expected_type("array", value)
+    if not value:
+        raise _fail("Array must contain at least 1 element(s)")
+    if len(value) > MAX_REFERENCE_IMAGES:
+        raise _fail(
+            "Array must contain at most {maximum} element(s), received {count}",
+            maximum=MAX_REFERENCE_IMAGES,
+            count=len(value),
+        )
+    return value
+
+
+def _video_ref(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _expected_type("string", value)
+    if not value.strip():
+        raise _fail("Expected an http(s) URL or a video data URI, received ''")
+    return value.strip()
+
+
+def _provider(value: Any) -> str:
+    if not isinstance(value, str) or value.lower() not in PROVIDERS:
+        raise _enum_message(PROVIDERS, value)
+    return value
+
+
 Prompt = Annotated[str, BeforeValidator(_text(required=True)), Field(max_length=MAX_PROMPT_CHARS)]
 NegativePrompt = Annotated[
     str, BeforeValidator(_text(required=False)), Field(max_length=MAX_PROMPT_CHARS)
 ]
-Seed = Annotated[int, BeforeValidator(_seed), Field(ge=0, le=MAX_SEED)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_seed)]
+"""The bounds come before the validator: after it, pydantic cannot apply them to the
+schema and ``ge``/``le`` leaked into the OpenAPI document instead of ``minimum``/``maximum``."""
 StrictBool = Annotated[bool, BeforeValidator(_strict_bool)]
 ImageRef = Annotated[
     str,
@@ -194,3 +257,22 @@ AspectRatioOrAuto = Annotated[
     Literal["16:9", "9:16", "auto"], BeforeValidator(str_enum("16:9", "9:16", "auto"))
 ]
 Resolution = Annotated[Literal["720P", "1080P"], BeforeValidator(str_enum("720P", "1080P"))]
+ImageRefs = Annotated[
+    list[ImageRef],
+    BeforeValidator(_image_refs),
+    Field(min_length=1, max_length=MAX_REFERENCE_IMAGES),
+]
+VideoRef = Annotated[str, BeforeValidator(_video_ref), Field(json_schema_extra={"format": "uri"})]
+Provider = Annotated[
+    str, BeforeValidator(_provider), Field(json_schema_extra={"enum": list(PROVIDERS)})
+]
+
+
+def enum_of(*allowed: str) -> Any:
+    """A string enum field type with the upstream's message (``Literal`` in the schema)."""
+    return Annotated[Literal[allowed], BeforeValidator(str_enum(*allowed))]  # type: ignore[valid-type]
+
+
+def int_enum_of(*allowed: int) -> Any:
+    """An integer enum field type; numeric strings are accepted as the published examples send."""
+    return Annotated[Literal[allowed], BeforeValidator(int_enum(*allowed))]  # type: ignore[valid-type]

@@ -28,6 +28,8 @@ def _expected(params_type: type[GenerationParams], field: str | None) -> str:
     schema = params_type.model_json_schema()["properties"].get(field or "", {})
     if "enum" in schema:
         return " | ".join(repr(item) for item in schema["enum"])
+    if params_type.input_roles.get(field or "") == "video":
+        return "string (an http(s) URL or a video data URI)"
     if schema.get("format") == "uri":
         return "string (an http(s) URL or a Base64-encoded image)"
     return str(schema.get("type", "a value"))
@@ -75,21 +77,42 @@ def parse_params(body: Any, models: dict[str, ModelSpec]) -> tuple[ModelSpec, Ge
         params = spec.params_type.model_validate(given)
     except ValidationError as error:
         raise format_errors(error, spec.params_type) from None
+    for rule in spec.rules:
+        broken = rule.check(params)
+        if broken is not None:
+            raise body_error(broken[1], broken[0])
     return spec, params
+
+
+MAX_OWNERS_SHOWN = 3
+"""Models named in a refusal of another model's field; the rest are counted."""
 
 
 def _refuse_foreign_fields(
     body: dict[str, Any], spec: ModelSpec, models: dict[str, ModelSpec]
 ) -> None:
-    """Refuse fields another published model accepts: the caller expects an effect."""
-    for key in body:
-        if key in spec.fields:
+    """Refuse fields another published model accepts: the caller expects an effect.
+
+    Exceptions, because dropping them cannot make the video differ from what the caller
+    asked for: ``null`` (it means "not given"), and *hints* (``enhance_prompt``,
+    ``auto_fix``, ``provider``) that steer how a service processes the request.
+    """
+    for key, value in body.items():
+        if key in spec.fields or value is None:
             continue
-        owners = [name for name, other in models.items() if key in other.fields]
-        if owners:
-            accepted_by = ", ".join(f"'{name}'" for name in owners)
+        owners = []
+        hint = False
+        for name, other in models.items():
+            declared = other.field(key)
+            if declared is not None:
+                owners.append(name)
+                hint = hint or declared.hint
+        if owners and not hint:
+            shown = ", ".join(f"'{name}'" for name in owners[:MAX_OWNERS_SHOWN])
+            if len(owners) > MAX_OWNERS_SHOWN:
+                shown += f" and {len(owners) - MAX_OWNERS_SHOWN} other models"
             raise body_error(
-                f"Unrecognized key for model '{spec.name}' (accepted by {accepted_by}); "
+                f"Unrecognized key for model '{spec.name}' (accepted by {shown}); "
                 "remove it or choose a model that supports it",
                 key,
             )
