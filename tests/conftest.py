@@ -120,3 +120,14 @@ def job_factory(store: JobStore, clock: FakeClock) -> Callable[..., str]:
         return job_id
 
     return make
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Say so when the container build test was left out (pyproject addopts), never silently."""
+    if "not container" in (config.getoption("markexpr") or ""):
+        terminalreporter.write_line(
+            "not run here: the container build (marker `container`, minutes); .ci/run runs it "
+            "as its own step: pytest -m container -n 0 -s tests/deploy/test_image_build.py"
+        )

@@ -14,13 +14,25 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import httpx
 import numpy as np
 from PIL import Image, ImageDraw
 
+if TYPE_CHECKING:
+    from reelforge.engines.upstream import UpstreamOptions
+
 SERVER_START_TIMEOUT_SECONDS = 60.0
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -103,10 +115,10 @@ class LiveServer:
             timeout=30,
         )
 
-    def wait(self, generation_id: str, timeout: float = 120.0) -> dict:
+    def wait(self, generation_id: str, timeout: float = 120.0, key: str | None = None) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body = self.get(generation_id).json()
+            body = self.get(generation_id, key).json()
             if body["status"] in ("completed", "error"):
                 return body
             time.sleep(0.2)
@@ -274,3 +286,14 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def upstream_options(**overrides: object) -> UpstreamOptions:
+    """An upstream engine's options as ``from_settings`` would pass them, at test speed;
+    the fakes' CDN (``localhost``) is admitted, as an operator would a private upstream."""
+    from reelforge.engines.upstream import UpstreamOptions
+    from reelforge.media.netguard import FetchPolicy
+
+    values: dict = {"policy": FetchPolicy(allow=("localhost",)), "poll_seconds": 0.02}
+    values.update(timeout_seconds=60.0, max_video_bytes=2**30)
+    return UpstreamOptions(**{**values, **overrides})

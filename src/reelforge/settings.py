@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL of the job store; default: SQLite at ``$REELFORGE_HOME/reelforge.db``."""
 
+    db_timeout_seconds: float = Field(default=5.0, gt=0.0, le=300.0)
+    """How long an API request waits for a busy database before answering 503 (workers,
+    with no client waiting, wait longer)."""
+
     auto_migrate: bool | None = None
     """Migrate the schema on start; default: only for SQLite (one process owns it)."""
 
@@ -98,7 +102,24 @@ class Settings(BaseSettings):
     """Lifetime of presigned video URLs."""
 
     public_url: str | None = None
-    """Base URL used in ``video.url``; default: taken from each request."""
+    """Base URL used in ``video.url``; default: taken from each request (whose ``Host``
+    must then be one of ``allowed_hosts``)."""
+
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """``Host`` names requests may carry (``*.example.com`` and ``*`` allowed); default:
+    the bound address, localhost names, the public URL's host, and the machine's names
+    when bound to every interface."""
+
+    video_url_ttl: int = Field(default=24 * 3600, ge=0, le=365 * 24 * 3600)
+    """Lifetime in seconds of signed video URLs served by the API; 0: unsigned URLs
+    that never expire."""
+    url_signing_key: SecretStr | None = None
+    """Key that signs video URLs; default: generated under ``home`` (required with
+    PostgreSQL, where every API replica must use the same key)."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Browser origins allowed to call the API (``https://app.example``, or ``*``);
+    default: none (CORS off)."""
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Extra keys admitted as-is (comma-separated), for development and CI."""
@@ -106,7 +127,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=0, le=64)
-    """Generation threads started by ``serve`` (0 runs the API alone)."""
+    """Jobs ``serve`` runs at once (0 runs the API alone, for separate ``reelforge worker``
+    processes)."""
+
+    worker_isolation: Literal["process", "thread"] = "process"
+    """Where ``serve`` runs its workers: in a supervised child process (an engine that
+    crashes or hangs cannot take the API down) or in threads of the API process
+    (lighter; for debugging and tests)."""
 
     engine: str = "preview"
     """Engine that serves every model unless ``model_engines`` says otherwise: ``preview``,
@@ -172,6 +199,11 @@ class Settings(BaseSettings):
     google_timeout_seconds: float = Field(default=1800.0, gt=0.0)
     """How long a Google operation may take before the job fails."""
 
+    prices: Annotated[dict[str, int | dict[str, int]], NoDecode] = Field(default_factory=dict)
+    """Credits per second by model, replacing the built-in price list: ``model=N`` pairs,
+    JSON, or a ``[prices]`` table in reelforge.toml (``{audio = N, silent = N}`` for
+    models that make sound)."""
+
     preview_latency_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
     """Extra time the preview engine spends per job, to emulate a real model's latency."""
 
@@ -190,6 +222,10 @@ class Settings(BaseSettings):
     job_timeout_seconds: float = Field(default=3600.0, gt=0.0)
     """Wall-clock limit of one generation attempt."""
 
+    job_timeout_grace_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    """How long an engine may take to stop after its deadline before the worker ends the
+    job itself and recycles the worker process (the engine is stuck)."""
+
     worker_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     """Names this machine in worker ids (default: the host name). Jobs of a dead worker
     process with this same name are re-run at once when a worker starts here; others wait
@@ -198,6 +234,37 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(default=30.0, ge=0.0, le=24 * 3600.0)
     """On SIGTERM, how long a worker may keep working on its current job before it hands
     the job back for another worker to run."""
+
+    # -- limits and quotas (per key; keys without their own use these) -------------------
+    default_rpm: int | None = Field(default=None, ge=1)
+    """Creates per minute and key (``None``: unlimited)."""
+    default_read_rpm: int | None = Field(default=None, ge=1)
+    """Reads (GET, list, events) per minute and key (``None``: unlimited)."""
+    default_max_queued: int | None = Field(default=None, ge=0)
+    """Generations a key may have waiting at once (``None``: unlimited)."""
+    default_max_running: int | None = Field(default=None, ge=0)
+    """Generations of a key that may run at once; more wait (``None``: unlimited)."""
+    max_queued: int | None = Field(default=None, ge=1)
+    """All generations waiting in the service; beyond it creates get 503 (``None``: any)."""
+    redis_url: str | None = None
+    """Rate-limit counters shared by several API processes (``redis://host:6379/0``);
+    default: in the API process's memory (one process)."""
+
+    retention_hours: float = Field(default=168.0, ge=0.0)
+    """Finished videos are deleted this long after completion (0: kept forever)."""
+    retention_sweep_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
+    """How often a worker looks for expired videos (one worker at a time does it)."""
+
+    worker_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Models this machine's workers claim (empty: every model); GPU workers that serve
+    only some models set it, so other models' jobs wait for workers that can make them."""
+
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0.0, le=60.0)
+    """How long a webhook receiver has to answer."""
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+    )
+    """Seconds before each retry of a failed delivery (Standard Webhooks' schedule)."""
 
     fetch_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Networks (CIDR) or host names that image fetches may reach despite being internal."""
@@ -209,10 +276,43 @@ class Settings(BaseSettings):
     """Smallest accepted image side in pixels: smaller inputs would only render as mush."""
     max_request_bytes: int = Field(default=32 * 2**20, gt=0)
     """Largest accepted request body; Base64 images make bodies big."""
+    max_text_request_bytes: int = Field(default=64 * 2**10, gt=0)
+    """Largest body without an inline image (every route but a create with an image)."""
+    max_inflight_bytes: int = Field(default=96 * 2**20, gt=0)
+    """Request body bytes the API receives at once, all requests together; beyond it a
+    request gets 503 with Retry-After (bounds memory when many large bodies arrive)."""
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    """Open client connections the API holds at once; beyond it requests get 503 at once."""
+    read_timeout_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """Longest pause while a client sends its request (headers or body)."""
+    body_timeout_seconds: float = Field(default=300.0, gt=0.0, le=24 * 3600.0)
+    """Longest time a client may take to send a whole request body."""
+
+    max_input_video_bytes: int = Field(default=100 * 2**20, gt=0)
+    """Largest ``video_url`` (a video to extend), fetched or inline."""
+    max_input_video_seconds: float = Field(default=30.0, gt=0.0)
+    """Longest input video; Veo extends videos of 1 to 30 seconds."""
+    max_input_video_pixels: int = Field(default=3840 * 2160, gt=0)
+    """Most pixels in one frame of an input video."""
+    input_video_timeout_seconds: float = Field(default=120.0, gt=0.0, le=3600.0)
+    """Whole fetch of a ``video_url``, redirects included."""
 
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line, with request and job ids."""
 
-    @field_validator("api_keys", "fetch_allow", mode="before")
+    metrics_token: SecretStr | None = None
+    """Turns ``/metrics`` on; scrapers send ``Authorization: Bearer <token>``."""
+
+    @field_validator(
+        "api_keys",
+        "fetch_allow",
+        "webhook_retry_schedule",
+        "worker_models",
+        "allowed_hosts",
+        "cors_origins",
+        mode="before",
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -221,6 +321,17 @@ class Settings(BaseSettings):
     @classmethod
     def _pairs(cls, value: object) -> object:
         return _split_pairs(value)
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices(cls, value: object) -> object:
+        pairs = _split_pairs(value)
+        if isinstance(pairs, dict):
+            return {
+                model: int(price) if isinstance(price, str) and price.strip().isdigit() else price
+                for model, price in pairs.items()
+            }
+        return pairs
 
     @classmethod
     def settings_customise_sources(

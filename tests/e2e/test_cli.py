@@ -85,3 +85,45 @@ def test_keys_create_list_revoke(tmp_path) -> None:
     assert "revoked" in reelforge(home, "keys", "list").stdout
     missing = reelforge(home, "keys", "revoke", "key_000000000000")
     assert missing.returncode == 1 and "no API key" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("REELFORGE_STORAGE_URL", "gs://bucket/videos", "unsupported REELFORGE_STORAGE_URL"),
+        ("REELFORGE_DATABASE_URL", "nonsense://x", "REELFORGE_DATABASE_URL cannot be used"),
+        ("REELFORGE_LEASE_SECONDS", "soon", "REELFORGE_LEASE_SECONDS: Input should be"),
+        ("REELFORGE_ENGINE", "aimlapi", "REELFORGE_AIMLAPI_KEY is not set"),
+        ("REELFORGE_MODEL_ENGINES", "veo9=preview", "unknown models"),
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_configuration_mistakes_stop_the_start_with_one_clear_line(
+    tmp_path, command, variable, value, message
+) -> None:
+    env = {**os.environ, "REELFORGE_HOME": str(tmp_path), variable: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "reelforge", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_models_lists_every_model_with_its_inputs_and_prices(tmp_path) -> None:
+    from reelforge.catalog import MODELS
+
+    result = reelforge(tmp_path / "home", "models")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("\t")[0]: line.split("\t") for line in result.stdout.splitlines()[1:]}
+    assert set(rows) == set(MODELS)
+    assert "image_urls" in rows["google/veo-3.1-reference-to-video"][1]
+    assert rows["google/veo3-1-extend-video"][2] == "7 (default 7)"
+    assert "person_generation" in rows["veo-3.1-lite-generate-001"][4]
+    assert rows["google/veo3"][5] == "168,000 (105,000 without audio)"

@@ -46,7 +46,7 @@ def test_the_fake_speaks_only_the_published_protocol(fake: FakeAimlApi) -> None:
     started = time.monotonic()
     query = {"generation_id": created.json()["id"], "wait": 5}
     polled = httpx.get(legacy, params=query, headers=auth)
-    assert time.monotonic() - started < 1  # `wait` is ignored
+    assert time.monotonic() - started < 4  # `wait` (5 s) is ignored
     assert polled.json()["status"] in ("queued", "generating")
     assert "x-reelforge-wait" not in polled.headers
     assert httpx.get(fake.base_url + "/health").status_code == 404

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from reelforge.engines import EngineRouter
-from reelforge.errors import ServiceUnavailable
+from reelforge.errors import ConfigurationError
 from reelforge.settings import Settings
 from support import TESTS_DIR, LiveServer
 
@@ -69,7 +69,10 @@ def test_prompt_used_reports_the_enhancement(server) -> None:
 
 def test_routing_from_environment_overrides_the_file(tmp_path, monkeypatch) -> None:
     config = tmp_path / "reelforge.toml"
-    config.write_text('engine = "diffusers"\n[model_engines]\n"veo2" = "google"\n')
+    config.write_text(
+        'engine = "diffusers"\ndiffusers_model_path = "/models/wan"\n'
+        'google_api_key = "g"\naimlapi_key = "a"\n[model_engines]\n"veo2" = "google"\n'
+    )
     monkeypatch.setenv("REELFORGE_CONFIG", str(config))
     router = EngineRouter(Settings(home=tmp_path))
     assert router.engine_name("veo2") == "google"
@@ -78,12 +81,18 @@ def test_routing_from_environment_overrides_the_file(tmp_path, monkeypatch) -> N
     assert EngineRouter(Settings(home=tmp_path)).engine_name("veo2") == "aimlapi"
 
 
-def test_misconfiguration_is_reported(tmp_path) -> None:
-    with pytest.raises(ServiceUnavailable, match="unknown models"):
-        EngineRouter(Settings(home=tmp_path, model_engines={"veo9": "preview"}))
-    router = EngineRouter(Settings(home=tmp_path, engine="nonexistent"))
-    with pytest.raises(ServiceUnavailable, match="built-in engines"):
-        router.for_model("veo2")
-    router = EngineRouter(Settings(home=tmp_path, engine="no_such_module:create"))
-    with pytest.raises(ServiceUnavailable, match="could not be loaded"):
-        router.for_model("veo2")
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"model_engines": {"veo9": "preview"}}, "unknown models"),
+        ({"engine": "nonexistent"}, "built-in engines"),
+        ({"engine": "no_such_module:create"}, "could not be loaded"),
+        ({"engine": "aimlapi"}, "REELFORGE_AIMLAPI_KEY is not set"),
+        ({"engine": "google"}, "REELFORGE_GOOGLE_API_KEY nor REELFORGE_GOOGLE_VERTEX_PROJECT"),
+        ({"model_engines": {"veo2": "diffusers"}}, "no checkpoint is configured"),
+    ],
+)
+def test_misconfiguration_is_refused_when_the_router_is_built(tmp_path, settings, message):
+    """Before anything runs: a mistake never surfaces as a failed job or a 503 later."""
+    with pytest.raises(ConfigurationError, match=message):
+        EngineRouter(Settings(home=tmp_path, **settings))

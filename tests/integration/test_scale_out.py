@@ -15,6 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -150,10 +151,14 @@ def test_a_killed_worker_loses_no_job(cluster_env, postgres_url, tmp_path) -> No
     api.keys = ("scale-key",)
     api.start()
 
-    def machine(name: str) -> WorkerProcess:
-        return WorkerProcess(home=tmp_path / name, env={**env, "REELFORGE_WORKER_NAME": name})
+    def machine(name: str, **extra: str) -> WorkerProcess:
+        return WorkerProcess(
+            home=tmp_path / name, env={**env, "REELFORGE_WORKER_NAME": name, **extra}
+        )
 
-    victim = machine("machine-a").start()
+    # Each machine runs one job at a time; the victim slowly, so it is surely mid-job when killed,
+    # however loaded the machine; the survivors are quick.
+    victim = machine("machine-a", REELFORGE_PREVIEW_LATENCY_SECONDS="600").start()
     survivors: list[WorkerProcess] = []
     try:
         first = api.create({"model": "veo2", "prompt": "night sky", "seed": 1}).json()["id"]
@@ -168,7 +173,6 @@ def test_a_killed_worker_loses_no_job(cluster_env, postgres_url, tmp_path) -> No
         survivors = [machine("machine-b").start(), machine("machine-c").start()]
         second = api.create({"model": "veo2", "prompt": "forest", "seed": 2}).json()["id"]
         wait_until(lambda: api.get(second).json()["status"] == "generating", timeout=30)
-        time.sleep(1)  # mid-job
         victim.signal(signal.SIGKILL)
         victim.wait()
         killed_at = time.monotonic()
@@ -221,6 +225,16 @@ def test_new_jobs_are_picked_up_at_once_and_sigterm_drains(cluster_env, tmp_path
         assert worker.wait(timeout=60) == 0
         assert api.get(job_id).json()["status"] == "completed"
         assert "stopped" in worker.log_path.read_text()
+        # Another API replica, with no key configured either, accepts the signed URL.
+        replica = LiveServer(home=tmp_path / "api2", env={**cluster_env, "REELFORGE_WORKERS": "0"})
+        replica.keys = ("scale-key",)
+        replica.start()
+        try:
+            signed = api.get(job_id).json()["video"]["url"].removeprefix(api.url)
+            assert "signature=" in signed
+            assert httpx.get(replica.url + signed).status_code == 200
+        finally:
+            replica.stop()
     finally:
         worker.stop()
         api.stop()

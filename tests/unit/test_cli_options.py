@@ -8,7 +8,7 @@ import typer.main
 from reelforge.cli import app
 
 pytestmark = pytest.mark.unit
-TYPER_OWN = {"help", "install_completion", "show_completion"}
+TYPER_OWN = {"help", "install_completion", "show_completion", "version"}
 
 
 def _options(command, path: str):

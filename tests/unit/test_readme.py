@@ -37,3 +37,11 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (README.parent / ".ci" / "run").read_text()
     assert "<!-- test-command -->" in ci  # CI extracts the command from the README
     assert "pytest" in command.group(1)
+
+
+def test_readme_says_how_to_run_the_cli_after_installing() -> None:
+    """The install command leaves `reelforge` in .venv/bin, which is not on PATH."""
+    text = README.read_text()
+    after_setup = text[text.index("<!-- test-command -->") :][:1500]
+    assert ".venv/bin/reelforge" in after_setup
+    assert "source .venv/bin/activate" in after_setup

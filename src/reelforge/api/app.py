@@ -2,65 +2,117 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reelforge import __version__
+from reelforge import __version__, metrics
 from reelforge.api import files, routes
 from reelforge.api.deps import Services, ServicesDep
+from reelforge.api.docs import add_docs
 from reelforge.api.errors import RequestContextMiddleware, install_error_handlers
-from reelforge.catalog import MODELS, describe_model
+from reelforge.api.limits import BodyLimitMiddleware
+from reelforge.api.observe import ObserveMiddleware
+from reelforge.api.security import (
+    CORS_ALLOWED_HEADERS,
+    CORS_EXPOSED_HEADERS,
+    SecurityHeadersMiddleware,
+    TrustedHostMiddleware,
+    allowed_hosts,
+)
+from reelforge.catalog import MODELS, describe_model, price_table
 from reelforge.engines import EngineRouter
+from reelforge.errors import NotFound, Unauthorized
 from reelforge.generations import Generations
-from reelforge.jobs import KeyStore
 from reelforge.media.netguard import FetchPolicy
-from reelforge.runtime import open_job_store
+from reelforge.ratelimits import RateLimiter
+from reelforge.runtime import open_database, open_storage
 from reelforge.settings import Settings
-from reelforge.storage import Storage, open_storage
-from reelforge.worker import WorkerPool
+from reelforge.storage.signing import SECRET_NAME, load_signer
+from reelforge.worker import WorkerPool, WorkerSupervisor
 
 log = logging.getLogger(__name__)
 
+_metrics_bearer = HTTPBearer(auto_error=False)
+
 
 def build_services(settings: Settings, *, auto_migrate: bool | None = None) -> Services:
-    """Open the database (see ``runtime.open_job_store`` on migrations) and storage."""
-    store = open_job_store(settings, auto_migrate=auto_migrate)
-    storage: Storage = open_storage(settings)
-    generations = Generations(settings, store, storage, FetchPolicy.from_settings(settings))
+    """Open the database (see ``runtime.open_database`` on migrations) and storage."""
+    database = open_database(
+        settings, auto_migrate=auto_migrate, lock_timeout=settings.db_timeout_seconds
+    )
+    storage = open_storage(settings)
+    generations = Generations(settings, database.jobs, storage, FetchPolicy.from_settings(settings))
     return Services(
         settings=settings,
-        store=store,
-        keys=KeyStore(store.engine, settings.api_keys),
+        database=database,
         storage=storage,
         generations=generations,
+        limiter=RateLimiter(settings),
     )
 
 
+class _EmbeddedWorkers:
+    """The workers ``serve`` runs beside the API: a supervised process, or threads."""
+
+    def __init__(self, settings: Settings, services: Services, engines: EngineRouter) -> None:
+        self._settings = settings
+        self._supervisor: WorkerSupervisor | None = None
+        self._pool: WorkerPool | None = None
+        jobs = services.database.jobs
+        if settings.worker_isolation == "process":
+            self._supervisor = WorkerSupervisor(settings, jobs, settings.workers)
+        else:
+            self._pool = WorkerPool(
+                settings,
+                jobs,
+                services.storage,
+                engines,
+                settings.workers,
+                keys=services.database.keys,
+                recycle=False,
+            )
+
+    def start(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.start()
+        if self._pool is not None:
+            self._pool.start()
+
+    def stop(self) -> None:
+        drain = self._settings.drain_seconds
+        if self._supervisor is not None:
+            self._supervisor.stop(drain)
+        if self._pool is not None:
+            self._pool.stop(drain)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """Build the app; with ``settings.workers > 0`` it also runs that many worker threads."""
+    """Build the app; with ``settings.workers > 0`` it also runs that many workers."""
     settings = settings or (services.settings if services else Settings())
     services = services or build_services(settings)
     engines = EngineRouter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(services.store.start_listening)
-        pool = None
-        if settings.workers > 0:
-            pool = WorkerPool(settings, services.store, services.storage, engines, settings.workers)
-            await run_in_threadpool(pool.start)
+        await run_in_threadpool(services.database.start_listening)
+        workers = _EmbeddedWorkers(settings, services, engines) if settings.workers > 0 else None
+        if workers is not None:
+            await run_in_threadpool(workers.start)
         try:
             yield
         finally:
-            if pool is not None:
-                await run_in_threadpool(pool.stop, settings.drain_seconds)
-            services.store.stop_listening()
+            if workers is not None:
+                await run_in_threadpool(workers.stop)
+            services.database.stop_listening()
 
     app = FastAPI(
         title="reelforge",
@@ -70,11 +122,36 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "Create a task with POST, poll it with GET and `generation_id`."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs, without a CDN
+        redoc_url=None,
     )
     app.state.services = services
-    app.state.engines = engines
+    jobs = services.database.jobs
+    app.state.url_signer = load_signer(settings, lambda: jobs.secret(SECRET_NAME))
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    add_docs(app)
+    app.add_middleware(ObserveMiddleware)  # inside RequestContextMiddleware: has the id
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        max_text_body_bytes=settings.max_text_request_bytes,
+        max_inflight_bytes=settings.max_inflight_bytes,
+        read_timeout=settings.read_timeout_seconds,
+        body_timeout=settings.body_timeout_seconds,
+        large_body_paths=routes.PATHS,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "HEAD", "DELETE"],
+            allow_headers=list(CORS_ALLOWED_HEADERS),
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+            max_age=600,
+        )
+    app.add_middleware(TrustedHostMiddleware, hosts=allowed_hosts(settings))
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every answer has an id
     app.include_router(routes.router)
     app.include_router(files.router)
 
@@ -83,18 +160,36 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return {
             "status": "ok",
             "version": __version__,
-            "jobs": services.store.count_by_status(),
+            "jobs": services.generations.queue_counts(),
             "workers": settings.workers,
             "models": {name: {"engine": engines.engine_name(name)} for name in MODELS},
         }
+
+    prices = price_table(settings.prices)
 
     @app.get("/v2/models", tags=["generations"], summary="Models, parameters, prices, engines")
     def list_models() -> dict[str, Any]:
         return {
             "data": [
-                describe_model(spec, engines.engine_name(spec.name)) for spec in MODELS.values()
+                describe_model(spec, engines.engine_name(spec.name), prices[spec.name])
+                for spec in MODELS.values()
             ]
         }
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    def prometheus_metrics(
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
+    ) -> Response:
+        """Off unless ``REELFORGE_METRICS_TOKEN`` is set; then the token is required."""
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+        if not token:
+            raise NotFound("metrics are off; set REELFORGE_METRICS_TOKEN to turn them on")
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise Unauthorized("/metrics needs 'Authorization: Bearer <REELFORGE_METRICS_TOKEN>'")
+        body, content_type = metrics.exposition(services.generations.queue_counts)
+        return Response(body, media_type=content_type)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

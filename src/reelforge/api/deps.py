@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reelforge.errors import Unauthorized
 from reelforge.generations import Generations
-from reelforge.jobs import JobStore, KeyStore, Principal
+from reelforge.jobs import Principal
+from reelforge.ratelimits import Kind, RateLimiter
+from reelforge.runtime import Database
 from reelforge.settings import Settings
 from reelforge.storage import Storage
 
@@ -23,11 +25,13 @@ UNAUTHORIZED_MESSAGE = (
 
 @dataclass
 class Services:
+    """Everything a request may use; built once per process (``app.build_services``)."""
+
     settings: Settings
-    store: JobStore
-    keys: KeyStore
+    database: Database
     storage: Storage
     generations: Generations
+    limiter: RateLimiter
 
 
 def get_services(request: Request) -> Services:
@@ -43,7 +47,9 @@ async def get_principal(
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise Unauthorized(UNAUTHORIZED_MESSAGE)
-    principal = await run_in_threadpool(services.keys.authenticate, credentials.credentials)
+    principal = await run_in_threadpool(
+        services.database.keys.authenticate, credentials.credentials
+    )
     if principal is None:
         raise Unauthorized(UNAUTHORIZED_MESSAGE)
     return principal
@@ -51,3 +57,39 @@ async def get_principal(
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def _counted(
+    kind: Kind, response: Response, services: Services, principal: Principal
+) -> Principal:
+    limits = principal.limits
+    per_minute = limits.rpm if kind == "create" else limits.read_rpm
+    limiter = services.limiter
+    if limiter.shared:  # a network round trip to Redis: not on the event loop
+        headers = await run_in_threadpool(limiter.check, principal.owner, kind, per_minute)
+    else:
+        headers = limiter.check(principal.owner, kind, per_minute)
+    response.headers.update(headers)
+    return principal
+
+
+async def creating_principal(
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
+    principal: Annotated[Principal, Depends(get_principal)],
+) -> Principal:
+    """The caller, counted against its creates-per-minute limit."""
+    return await _counted("create", response, services, principal)
+
+
+async def reading_principal(
+    response: Response,
+    services: Annotated[Services, Depends(get_services)],
+    principal: Annotated[Principal, Depends(get_principal)],
+) -> Principal:
+    """The caller, counted against its reads-per-minute limit."""
+    return await _counted("read", response, services, principal)
+
+
+CreatorDep = Annotated[Principal, Depends(creating_principal)]
+ReaderDep = Annotated[Principal, Depends(reading_principal)]

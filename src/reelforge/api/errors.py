@@ -12,13 +12,18 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelforge import __version__
 from reelforge.catalog.fields import describe
-from reelforge.errors import PayloadTooLarge, RateLimited, ReelforgeError
+from reelforge.errors import ReelforgeError
+from reelforge.jobs.db import unavailable
+from reelforge.logs import throttle
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +54,19 @@ def error_response(
 
 async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ReelforgeError)
-    headers = {}
-    if isinstance(error, RateLimited) and error.retry_after_seconds is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after_seconds)))
+    headers = dict(getattr(error, "headers", None) or {})
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if retry_after is not None:  # RateLimited, ServiceUnavailable
+        headers["Retry-After"] = str(max(1, round(retry_after)))
     if error.status_code >= 500:
-        log.error("request failed: %s", error.message, extra={"request_id": request_id(request)})
+        # A full disk or a busy database fails every request alike: one line a minute.
+        throttle.log(
+            log,
+            logging.ERROR,
+            f"request failed: {error.name}: {error.message}",
+            f"request failed: {error.message}",
+            extra={"request_id": request_id(request)},
+        )
     return error_response(request, error.status_code, error.message, headers)
 
 
@@ -81,6 +94,20 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(request, error.status_code, message, dict(error.headers or {}))
 
 
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    """A locked, slow, unreachable or full database: 503/507 with Retry-After, one line."""
+    return await _domain_error(request, unavailable(error))
+
+
+async def _client_gone(request: Request, error: Exception) -> Response:
+    """A client that hangs up mid-body is routine: one line, no traceback, no answer."""
+    log.info(
+        "client disconnected before sending the whole request",
+        extra={"request_id": request_id(request), "path": request.url.path},
+    )
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"request_id": request_id(request)})
     return error_response(request, 500, "Internal server error")
@@ -90,15 +117,17 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ReelforgeError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(SQLAlchemyTimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
 class RequestContextMiddleware:
-    """Gives each request an id and refuses bodies over the size limit before reading them."""
+    """Gives each request an id and marks every response with reelforge's version."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,33 +145,4 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        limit = self.max_body_bytes
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(scope, send_with_id)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(_too_large_message(limit))
-            return message
-
-        await self.app(scope, limited_receive, send_with_id)
-
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        request = Request(scope)
-        response = error_response(request, 413, _too_large_message(self.max_body_bytes))
-        await response(scope, _no_body, send)
-
-
-async def _no_body() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-def _too_large_message(limit: int) -> str:
-    return f"Request body is larger than the {limit / 2**20:g} MiB limit"
+        await self.app(scope, receive, send_with_id)

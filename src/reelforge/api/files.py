@@ -2,7 +2,9 @@
 
 Video URLs are capability URLs (``/files/videos/<random token>/output.mp4``): like the
 upstream CDN links, they work without the API key (browsers, players, ``curl``) and are
-unguessable. Only the ``videos/`` area is served; staged inputs never are.
+unguessable. They are also signed and expire (``api.signing``; each GET of a generation
+hands out a fresh one) unless ``REELFORGE_VIDEO_URL_TTL=0``. Only the ``videos/`` area
+is served; staged inputs never are.
 
 Local storage is served by ``FileResponse`` (single and multiple ranges, ``If-Range``).
 Object storage is streamed through the API with a single ``Range`` (see
@@ -18,70 +20,91 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from reelforge import documents
 from reelforge.api.deps import ServicesDep
 from reelforge.api.errors import error_response
 from reelforge.api.ranges import RangeNotSatisfiable, parse_range
-from reelforge.errors import NotFound, ServiceUnavailable
+from reelforge.documents import FILES_PREFIX
+from reelforge.errors import NotFound
 from reelforge.jobs import JobRecord
 from reelforge.settings import Settings
 from reelforge.storage import Storage, check_key
+from reelforge.storage.signing import EXPIRES_PARAM, SIGNATURE_PARAM, UrlSigner
 
 log = logging.getLogger(__name__)
 
-FILES_PREFIX = "/files/"
 PUBLIC_AREA = "videos/"
 VIDEO_TYPE = "video/mp4"
-CACHE_CONTROL = "private, max-age=86400"
+CACHE_SECONDS = 86400
+CACHE_CONTROL = f"private, max-age={CACHE_SECONDS}"
 
 
 def base_url(request: Request, settings: Settings) -> str:
+    """``REELFORGE_PUBLIC_URL``, else the request's own (its ``Host`` was vetted by
+    ``security.TrustedHostMiddleware``)."""
     return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
-def video_url(request: Request, settings: Settings, storage: Storage, job: JobRecord) -> str | None:
-    """Where a client downloads ``job``'s video, or ``None`` before there is one.
+def url_signer(request: Request) -> UrlSigner | None:
+    return getattr(request.app.state, "url_signer", None)
 
-    With ``settings.video_urls == "presigned"`` this is a fresh presigned URL of the
-    object store, valid ``settings.presign_seconds``. Backends that cannot presign
-    (local storage) fall back to the API URL, as does a store that fails to sign (a
-    warning is logged), so a completed job always has a working URL.
-    """
-    if job.video_key is None:
-        return None
-    if settings.video_urls == "presigned":
-        try:
-            url = storage.presigned_url(job.video_key, settings.presign_seconds)
-        except ServiceUnavailable:
-            url = None
-            log.warning("presigning failed; serving through the API", extra={"job_id": job.id})
-        if url is not None:
-            return url
-    return f"{base_url(request, settings)}{FILES_PREFIX}{job.video_key}"
+
+def video_url(request: Request, settings: Settings, storage: Storage, job: JobRecord) -> str | None:
+    """``documents.video_url`` for the service as this request reached it (signed)."""
+    return documents.video_url(
+        base_url(request, settings), settings, storage, job, url_signer(request)
+    )
 
 
 router = APIRouter(tags=["files"])
 
 
-@router.api_route("/files/{key:path}", methods=["GET", "HEAD"], summary="Download a video")
+@router.get("/files/{key:path}", summary="Download a video", operation_id="download_video")
 def get_file(key: str, request: Request, services: ServicesDep) -> Response:
     """The video bytes; supports ``Range`` (and, for local storage, several ranges and
-    ``If-Range``)."""
+    ``If-Range``). Signed URLs answer 403 once expired or if changed."""
     if not key.startswith(PUBLIC_AREA):
         raise NotFound("no such file")
+    cache_control = CACHE_CONTROL
+    signer = url_signer(request)
+    if signer is not None:
+        remaining = signer.verify(
+            f"{FILES_PREFIX}{key}",
+            request.query_params.get(EXPIRES_PARAM),
+            request.query_params.get(SIGNATURE_PARAM),
+        )
+        cache_control = f"private, max-age={min(remaining, CACHE_SECONDS)}"
     storage = services.storage
-    path = storage.local_path(check_key(key))
+    try:
+        path = storage.local_path(check_key(key))
+        if path is None and storage.size(key) is None:
+            raise NotFound("no such file")
+    except NotFound:
+        services.generations.check_video_expired(key)  # 410 Gone if retention took it
+        raise
     if path is not None:
         return FileResponse(
             path,
             media_type=VIDEO_TYPE,
             filename=path.name,
             content_disposition_type="inline",
-            headers={"Cache-Control": CACHE_CONTROL},
+            headers={"Cache-Control": cache_control},
         )
-    return stream_object(request, storage, key)
+    return stream_object(request, storage, key, cache_control)
 
 
-def stream_object(request: Request, storage: Storage, key: str) -> Response:
+router.add_api_route(
+    "/files/{key:path}",
+    get_file,
+    methods=["HEAD"],
+    summary="Size and type of a video",
+    operation_id="head_video",
+)
+
+
+def stream_object(
+    request: Request, storage: Storage, key: str, cache_control: str = "private, max-age=86400"
+) -> Response:
     """Stream an object through the API: 200, 206 for one satisfiable range, else 416.
 
     Without validators from the store, a request carrying ``If-Range`` gets the whole
@@ -92,7 +115,7 @@ def stream_object(request: Request, storage: Storage, key: str) -> Response:
         raise NotFound("no such file")
     headers = {
         "Accept-Ranges": "bytes",
-        "Cache-Control": CACHE_CONTROL,
+        "Cache-Control": cache_control,
         "Content-Disposition": f'inline; filename="{key.rsplit("/", 1)[-1]}"',
     }
     if request.method == "HEAD":

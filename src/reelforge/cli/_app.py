@@ -18,9 +18,45 @@ console = Console(soft_wrap=True)  # never break paths or ids across lines
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from reelforge import __version__
+
+        console.print(f"reelforge {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """reelforge: self-hosted AI/ML API-compatible video generation."""
+
+
 def settings_with(**overrides: Any) -> Settings:
-    """Settings from the environment, with the options the user passed on top."""
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    """Settings from the environment, with the options the user passed on top.
+
+    A value that does not validate is a ``ConfigurationError`` naming its variable.
+    """
+    from pydantic import ValidationError
+
+    from reelforge.errors import ConfigurationError
+
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"REELFORGE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors(include_url=False)
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+    except ValueError as error:  # e.g. REELFORGE_CONFIG naming a missing file
+        raise ConfigurationError(str(error)) from None
 
 
 BaseUrlOption = Annotated[
@@ -52,10 +88,21 @@ def print_table(columns: list[str], rows: list[list[str]]) -> None:
     if console.is_terminal:
         from rich.table import Table
 
-        table = Table(*columns)
+        table = Table()
+        for index, name in enumerate(columns):
+            # The first column names things (model ids, key ids): never cut or wrapped.
+            # Others fold instead of ending in "…", so no text is ever hidden.
+            first = index == 0
+            widest = max((len(row[0]) for row in rows), default=0)
+            table.add_column(
+                name, no_wrap=first, min_width=widest if first else None, overflow="fold"
+            )
         for row in rows:
             table.add_row(*row)
         console.print(table)
         return
+    # Written directly: rich would expand the tabs into spaces.
     for row in [columns, *rows]:
-        console.print("\t".join(row), highlight=False, soft_wrap=True, markup=False)
+        # Written as is: rich would expand the tabs into spaces.
+        console.file.write("\t".join(row) + "\n")
+    console.file.flush()

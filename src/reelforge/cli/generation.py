@@ -298,6 +298,9 @@ def download(
             target: Generation | str = generation_id
             if not generation_id.startswith(("http://", "https://")):
                 target = client.get(generation_id)
+                if target.status == "error":
+                    reason = f"{target.error.name}: {target.error.message}" if target.error else ""
+                    fail(f"generation {generation_id} failed, so it has no video ({reason})")
                 if target.status != "completed":
                     fail(
                         f"generation {generation_id} is {target.status}; "
@@ -314,27 +317,30 @@ def download(
 @app.command()
 def models() -> None:
     """The models, their parameters, prices and (from this machine's settings) engines."""
-    from reelforge.catalog import MODELS, describe_model
+    from reelforge.catalog import MODELS, describe_model, price_table
     from reelforge.cli._app import settings_with
 
     settings = settings_with()
+    prices = price_table(settings.prices)
     rows = []
     for spec in MODELS.values():
         engine = settings.model_engines.get(spec.name, settings.engine)
-        listed = describe_model(spec, engine)
+        listed = describe_model(spec, engine, prices[spec.name])
         parameters = listed["parameters"]
         duration = parameters["duration"]
         durations = " ".join(str(d) for d in duration["enum"])
-        other = sorted(set(parameters) - {"prompt", "duration", "aspect_ratio", "seed"})
-        price = f"{spec.credits_per_second:,}"
-        if spec.silent_credits_per_second is not None:
-            price += f" ({spec.silent_credits_per_second:,} without audio)"
+        aspect = parameters.get("aspect_ratio", {})
+        inputs = [name for name in listed["required"] if name != "prompt"]
+        other = sorted(set(parameters) - {"prompt", "duration", "aspect_ratio", *inputs})
+        price = f"{listed['credits_per_second']:,}"
+        if listed["credits_per_second_without_audio"] is not None:
+            price += f" ({listed['credits_per_second_without_audio']:,} without audio)"
         rows.append(
             [
                 spec.name,
-                spec.input_kind,
+                spec.input_kind + (f" ({', '.join(inputs)})" if inputs else ""),
                 f"{durations} (default {duration['default']})",
-                " ".join(parameters["aspect_ratio"]["enum"]),
+                " ".join(aspect.get("enum", ["16:9 (fixed)"])),
                 ", ".join(other),
                 price,
                 engine,

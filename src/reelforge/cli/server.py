@@ -27,14 +27,21 @@ def serve(
     """Start the API and an in-process worker."""
     import uvicorn
 
-    from reelforge.api.app import build_services, create_app
+    from reelforge.api.connections import server_options
     from reelforge.logs import configure_logging
 
     settings = _settings(host=host, port=port, workers=workers)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.metrics_token is not None:
+        _count_across_processes(settings)
+    # Only now: the API imports prometheus_client, which reads the setting above.
+    from reelforge.api.app import build_services, create_app
+
     services = build_services(settings)
-    if not services.keys.has_any():
-        record, secret = services.keys.create("default")
+    app = create_app(settings, services)  # checks the engine configuration first
+    keys = services.database.keys
+    if not keys.has_any():
+        record, secret = keys.create("default")
         console.print(
             "[bold]No API key existed, so one was created. It is shown only this once:[/]\n"
             f"\n    {secret}\n\n"
@@ -50,18 +57,101 @@ def serve(
         soft_wrap=True,
     )
     uvicorn.run(
-        create_app(settings, services),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,
+        **server_options(settings),  # bounds on slow and idle clients
     )
 
 
-def _key_store() -> Any:
-    from reelforge.api.app import build_services
+def _count_across_processes(settings: Any) -> None:
+    """Metrics of the API and its worker processes go to one fresh directory, which
+    ``/metrics`` merges (prometheus_client's multiprocess mode)."""
+    import os
+    import shutil
 
-    return build_services(_settings()).keys
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    directory = settings.home / "run" / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+def _key_store() -> Any:
+    from reelforge.runtime import open_database
+
+    return open_database(_settings()).keys
+
+
+def _limit_option(name: str, help_text: str) -> Any:
+    return typer.Option(
+        f"--{name.replace('_', '-')}",
+        envvar=f"REELFORGE_KEY_{name.upper()}",
+        help=help_text + " A number, or 'default' for the service's default.",
+        show_default=False,
+    )
+
+
+RpmOption = Annotated[str | None, _limit_option("rpm", "Creates per minute.")]
+ReadRpmOption = Annotated[str | None, _limit_option("read_rpm", "Reads per minute.")]
+MaxQueuedOption = Annotated[
+    str | None, _limit_option("max_queued", "Generations that may wait at once.")
+]
+MaxRunningOption = Annotated[
+    str | None, _limit_option("max_running", "Generations that may run at once.")
+]
+PriorityOption = Annotated[
+    str | None, _limit_option("priority", "Weight in fair scheduling (default 1).")
+]
+CreditsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--credits",
+        envvar="REELFORGE_KEY_CREDITS",
+        help="Credit balance: a number, or 'unlimited'.",
+        show_default=False,
+    ),
+]
+
+
+def _parse_limits(
+    rpm: str | None,
+    read_rpm: str | None,
+    max_queued: str | None,
+    max_running: str | None,
+    priority: str | None,
+    credits: str | None,
+) -> dict[str, Any]:
+    """The limit options as given, as ``KeyStore`` values (what was not given is left
+    out); ``default`` and ``unlimited`` mean None."""
+    from reelforge.errors import ConfigurationError
+
+    given = {
+        "rpm": rpm,
+        "read_rpm": read_rpm,
+        "max_queued": max_queued,
+        "max_running": max_running,
+        "priority": priority,
+        "credits": credits,
+    }
+    values: dict[str, Any] = {}
+    for name, text in given.items():
+        if text is None:
+            continue
+        word = text.strip().lower()
+        if word in ("default", "unlimited", "none"):
+            values[name] = None
+            continue
+        try:
+            values[name] = int(word)
+        except ValueError:
+            raise ConfigurationError(
+                f"--{name.replace('_', '-')} takes a whole number or 'default', not {text!r}"
+            ) from None
+    return values
 
 
 @keys_app.command("create")
@@ -69,9 +159,16 @@ def keys_create(
     name: Annotated[
         str, typer.Option(envvar="REELFORGE_KEY_NAME", help="A label to recognise the key by.")
     ] = "default",
+    rpm: RpmOption = None,
+    read_rpm: ReadRpmOption = None,
+    max_queued: MaxQueuedOption = None,
+    max_running: MaxRunningOption = None,
+    priority: PriorityOption = None,
+    credits: CreditsOption = None,
 ) -> None:
-    """Create a key and print it (once)."""
-    record, secret = _key_store().create(name)
+    """Create a key and print it (once); limits default to the service's."""
+    values = _parse_limits(rpm, read_rpm, max_queued, max_running, priority, credits)
+    record, secret = _key_store().create(name, **values)
     # Only the key goes to stdout, so `KEY=$(reelforge keys create)` works.
     console.print(secret, highlight=False, soft_wrap=True)
     err_console.print(
@@ -82,13 +179,51 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List keys (never the secrets)."""
+    """List keys (never the secrets) with their limits, credits and usage."""
+
+    def shown(value: int | None) -> str:
+        return "-" if value is None else f"{value:,}"
+
+    store = _key_store()
     rows = []
-    for key in _key_store().list():
+    for key in store.list():
         status = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
         created = f"{key.created_at:%Y-%m-%d %H:%M}"
-        rows.append([key.id, key.name, key.prefix + "…", created, status])
-    print_table(["id", "name", "starts with", "created", "status"], rows)
+        usage = store.usage(key.id)
+        limits = key.limits
+        rows.append(
+            [
+                key.id,
+                key.name,
+                key.prefix + "…",
+                created,
+                status,
+                f"{shown(limits.rpm)}/{shown(limits.read_rpm)}",
+                f"{shown(limits.max_queued)}/{shown(limits.max_running)}",
+                str(limits.priority),
+                "unlimited" if usage.balance is None else f"{usage.available:,}",
+                f"{usage.spent:,}",
+                f"{usage.queued}/{usage.running}/{usage.completed}/{usage.failed}",
+                key.webhook_url or "",
+            ]
+        )
+    print_table(
+        [
+            "id",
+            "name",
+            "starts with",
+            "created",
+            "status",
+            "rpm create/read",
+            "max queued/running",
+            "priority",
+            "credits left",
+            "spent",
+            "queued/running/done/failed",
+            "webhook",
+        ],
+        rows,
+    )
 
 
 @keys_app.command("revoke")
@@ -104,6 +239,77 @@ def keys_revoke(
         err_console.print(f"[red]{error.message}[/]", highlight=False)
         raise typer.Exit(1) from None
     console.print(f"revoked {key.id} ({key.name})")
+
+
+@keys_app.command("update")
+def keys_update(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `keys list`).")],
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-url",
+            envvar="REELFORGE_KEY_WEBHOOK_URL",
+            help="Default webhook of the key's generations ('' removes it). Setting a URL "
+            "that answered 410 Gone before enables it again.",
+        ),
+    ] = None,
+    rpm: RpmOption = None,
+    read_rpm: ReadRpmOption = None,
+    max_queued: MaxQueuedOption = None,
+    max_running: MaxRunningOption = None,
+    priority: PriorityOption = None,
+    credits: CreditsOption = None,
+) -> None:
+    """Change a key's settings: webhook, limits, credit balance."""
+    from reelforge.runtime import open_database
+
+    values = _parse_limits(rpm, read_rpm, max_queued, max_running, priority, credits)
+    database = open_database(_settings())
+    key = database.keys.update(key_id, webhook_url=webhook_url, **values)
+    if webhook_url:
+        database.jobs.outbox.enable(key.id, webhook_url)
+    limits = ", ".join(
+        f"{name} {value}" for name, value in (key.own_limits or {}).items() if value is not None
+    )
+    console.print(
+        f"updated {key.id} ({key.name}); own limits: {limits or 'none'}; "
+        f"webhook: {key.webhook_url or 'none'}",
+        highlight=False,
+    )
+
+
+@keys_app.command("webhook-secret")
+def keys_webhook_secret(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `keys list`).")],
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            envvar="REELFORGE_KEY_ROTATE",
+            help="Make a new secret; deliveries carry the old one's signature too for 24 h.",
+        ),
+    ] = False,
+) -> None:
+    """Print the secret that signs the key's webhooks (made on first use)."""
+    secret = _key_store().webhook_secret(key_id, rotate=rotate)
+    console.print(secret, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def gc() -> None:
+    """Delete the videos past retention now (workers also do it every few minutes)."""
+    from reelforge.runtime import open_database, open_storage
+    from reelforge.worker.retention import sweep_expired_videos
+
+    settings = _settings()
+    if settings.retention_hours <= 0:
+        console.print("retention is off (REELFORGE_RETENTION_HOURS=0): nothing to delete")
+        return
+    database = open_database(settings)
+    deleted = sweep_expired_videos(settings, database.jobs, open_storage(settings), "cli-gc")
+    console.print(
+        f"deleted {deleted} video(s) older than {settings.retention_hours:g} hours", highlight=False
+    )
 
 
 @db_app.command("upgrade")
@@ -129,52 +335,43 @@ def worker(
             help="Jobs run at once by this process.",
         ),
     ] = 1,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="REELFORGE_WORKER_METRICS_PORT",
+            help="Serve this worker's Prometheus metrics on this port (all interfaces).",
+        ),
+    ] = None,
 ) -> None:
     """Run workers without the API, on any machine that reaches the database and storage.
 
     SIGTERM or Ctrl-C stops claiming and lets the running jobs finish within
     REELFORGE_DRAIN_SECONDS, then hands the rest back; a second signal hands back at once.
     """
-    import signal
     import threading
 
-    from reelforge.engines import EngineRouter
-    from reelforge.logs import configure_logging
-    from reelforge.runtime import open_job_store
-    from reelforge.storage import open_storage
-    from reelforge.worker import WorkerPool
+    from reelforge.worker import EXIT_RECYCLE, run_worker_process
 
     settings = _settings()
-    configure_logging(settings.log_level)
-    store = open_job_store(settings)
-    engines = EngineRouter(settings)
-    pool = WorkerPool(settings, store, open_storage(settings), engines, concurrency)
-    signals = 0
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
 
-    def on_signal(number: int, _frame: object) -> None:
-        nonlocal signals
-        signals += 1
-        drain = settings.drain_seconds if signals == 1 else 0.0
+        start_http_server(metrics_port)
+
+    def announce(_pool: object) -> None:
         err_console.print(
-            f"{signal.Signals(number).name}: stopping; running jobs get {drain:g} s "
-            "to finish before they are handed back",
+            f"reelforge worker running {concurrency} job(s) at a time "
+            f"(engine {settings.engine}, pid {threading.get_native_id()})",
             highlight=False,
         )
-        pool.request_stop(drain)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    store.start_listening()
-    pool.start()
-    err_console.print(
-        f"reelforge worker running {concurrency} job(s) at a time "
-        f"(engine {settings.engine}, pid {threading.get_native_id()})",
-        highlight=False,
-    )
-    try:
-        while not pool.join(timeout=0.5):
-            pass
-    finally:
-        engines.close()
-        store.stop_listening()
+    code = run_worker_process(settings, concurrency, announce=announce)
+    if code == EXIT_RECYCLE:
+        err_console.print(
+            "reelforge worker stopped: an engine hung past its deadline; start it again "
+            f"(exit status {EXIT_RECYCLE})",
+            highlight=False,
+        )
+        raise typer.Exit(code)
     err_console.print("reelforge worker stopped", highlight=False)
