@@ -265,18 +265,28 @@ def decode_image(data: bytes, *, field: str, max_pixels: int, min_side: int = 1)
     decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``, left at its process-wide value)
     is mapped to ``InvalidImage`` too. Animated images yield their first frame.
     """
+    with _opened(data, field, max_pixels, "image could not be decoded") as (_kind, image):
+        _check_dimensions(image.size, field=field, max_pixels=max_pixels, min_side=min_side)
+        image.load()
+        return _normalise(image)
+
+
+@contextlib.contextmanager
+def _opened(
+    data: bytes, field: str, max_pixels: int, what: str
+) -> Iterator[tuple[str, Image.Image]]:
+    """The image's format and Pillow's lazy view of it (nothing decoded yet), refusing
+    empty data and unknown formats by magic bytes first."""
     if not data:
         raise InvalidImage(f"{field} is empty")
     kind = sniff_image_type(data)
     if kind is None:
         raise InvalidImage(_unsupported_message(data, field))
     with (
-        _pillow_failures(field, kind, max_pixels, "image could not be decoded"),
+        _pillow_failures(field, kind, max_pixels, what),
         Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image,
     ):
-        _check_dimensions(image.size, field=field, max_pixels=max_pixels, min_side=min_side)
-        image.load()
-        return _normalise(image)
+        yield kind, image
 
 
 @contextlib.contextmanager
@@ -357,15 +367,7 @@ def inspect_image(data: bytes, *, field: str, max_pixels: int, min_side: int = 1
     deflate's best ratio; baseline JPEG: 2 bits per block). A damaged image that passes
     still fails, clearly, when the worker decodes it.
     """
-    if not data:
-        raise InvalidImage(f"{field} is empty")
-    kind = sniff_image_type(data)
-    if kind is None:
-        raise InvalidImage(_unsupported_message(data, field))
-    with (
-        _pillow_failures(field, kind, max_pixels, "image header could not be read"),
-        Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as image,
-    ):
+    with _opened(data, field, max_pixels, "image header could not be read") as (kind, image):
         size, tiles, bands = image.size, list(image.tile), len(image.getbands())
         one_bit = image.mode == "1"
     _check_dimensions(size, field=field, max_pixels=max_pixels, min_side=min_side)
