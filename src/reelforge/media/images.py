@@ -20,7 +20,6 @@ import logging
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
@@ -28,7 +27,7 @@ from PIL import Image, ImageCms, ImageOps
 from reelforge.errors import InvalidImage, InvalidRequest
 from reelforge.media.fetch import fetch_bytes
 from reelforge.media.netguard import FetchPolicy, check_url, parse_target
-from reelforge.media.refs import MediaRef, decode_base64, too_big
+from reelforge.media.refs import MediaRef, decode_base64, decode_data_uri_payload, too_big
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +63,7 @@ def _parse_data_uri(value: str, *, field: str, max_bytes: int) -> MediaRef:
             f"{field} data URI has {what}; expected an image type such as image/png or image/jpeg",
             field,
         )
-    if "%" in payload:
-        payload = unquote(payload)
-    try:
-        data = decode_base64(payload, field=field, max_bytes=max_bytes)
-    except ValueError:
-        raise InvalidRequest(
-            f"{field} data URI does not contain valid Base64 data", field
-        ) from None
-    if not data:
-        raise InvalidRequest(f"{field} data URI contains no data", field)
+    data = decode_data_uri_payload(payload, field=field, max_bytes=max_bytes)
     if len(data) > max_bytes:
         raise too_big(field, len(data), max_bytes)
     return MediaRef(kind="data", data=data, mime=mime)

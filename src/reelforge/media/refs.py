@@ -11,6 +11,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import unquote
 
 from reelforge.errors import InvalidRequest
 from reelforge.media.fetch import format_size
@@ -41,6 +42,22 @@ def too_big(field: str, size: int, max_bytes: int) -> InvalidRequest:
     return InvalidRequest(
         f"{field} is {format_size(size)}; the limit is {format_size(max_bytes)}", field
     )
+
+
+def decode_data_uri_payload(payload: str, *, field: str, max_bytes: int) -> bytes:
+    """The bytes of a Base64 data URI's payload (after the comma), percent-decoded if
+    needed; ``InvalidRequest`` naming ``field`` when malformed, empty or too big."""
+    if "%" in payload:
+        payload = unquote(payload)
+    try:
+        data = decode_base64(payload, field=field, max_bytes=max_bytes)
+    except ValueError:
+        raise InvalidRequest(
+            f"{field} data URI does not contain valid Base64 data", field
+        ) from None
+    if not data:
+        raise InvalidRequest(f"{field} data URI contains no data", field)
+    return data
 
 
 def decode_base64(text: str, *, field: str, max_bytes: int) -> bytes:

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from reelforge.errors import InvalidRequest, InvalidVideo
 from reelforge.media.fetch import format_seconds
 from reelforge.media.fit import fit_frame
 from reelforge.media.netguard import FetchPolicy, check_url, parse_target
-from reelforge.media.refs import MediaRef, decode_base64
+from reelforge.media.refs import MediaRef, decode_data_uri_payload
 
 if TYPE_CHECKING:
     import av
@@ -104,14 +103,7 @@ def parse_video_ref(value: str, *, field: str, max_bytes: int) -> MediaRef:
             "expected a video type such as video/mp4",
             field,
         )
-    try:
-        data = decode_base64(unquote(payload), field=field, max_bytes=max_bytes)
-    except ValueError:
-        raise InvalidRequest(
-            f"{field} data URI does not contain valid Base64 data", field
-        ) from None
-    if not data:
-        raise InvalidRequest(f"{field} data URI contains no data", field)
+    data = decode_data_uri_payload(payload, field=field, max_bytes=max_bytes)
     if sniff_video_container(data) is None:
         raise InvalidRequest(f"{field} is not a supported video; send {SUPPORTED_TEXT}", field)
     return MediaRef(kind="data", data=data, mime=params[0])
