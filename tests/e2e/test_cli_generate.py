@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -147,10 +150,26 @@ def test_ctrl_c_tells_how_to_resume(tmp_path) -> None:
         first = process.stdout.readline()
         assert first.startswith("generation id: ")
         job_id = first.removeprefix("generation id: ").strip()
-        time.sleep(1)
+        # Interrupt once the CLI says it is following the running job (its piped display
+        # prints a line per state), not after a guessed delay.
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(
+            target=lambda: [lines.put(line) for line in process.stderr], daemon=True
+        )
+        reader.start()
+        seen: list[str] = []
+        deadline = time.monotonic() + 30
+        while not any("generating" in line for line in seen):
+            assert time.monotonic() < deadline, seen
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=0.5))
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-        assert process.returncode == 130
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        while not lines.empty():
+            seen.append(lines.get())
+        stderr = "".join(seen)
+        assert process.returncode == 130, stderr
         assert f"reelforge wait {job_id} -o {out}" in stderr
         assert not out.exists()
 
