@@ -19,6 +19,7 @@ from reelforge.errors import ServiceUnavailable
 from reelforge.jobs import JobRecord, JobStatus
 from reelforge.settings import Settings
 from reelforge.storage import Storage
+from reelforge.storage.layout import THUMBNAIL_FILE_NAME, beside_video
 from reelforge.storage.signing import UrlSigner
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ class Video(BaseModel):
     duration: int | float | None = Field(
         default=None,
         description="Seconds; an extension's video holds its input followed by the new seconds.",
+    )
+    thumbnail_url: str | None = Field(
+        default=None,
+        description="A JPEG of the first frame (reelforge extension), served like the video.",
     )
 
 
@@ -93,7 +98,12 @@ class GenerationList(BaseModel):
     )
 
 
-def present(job: JobRecord, video_url: str | None, retention_hours: float = 0.0) -> Generation:
+def present(
+    job: JobRecord,
+    video_url: str | None,
+    retention_hours: float = 0.0,
+    thumbnail_url: str | None = None,
+) -> Generation:
     """The GET document; ``retention_hours`` says when a finished video expires."""
     video = None
     if job.status is JobStatus.COMPLETED and job.video_key and video_url:
@@ -104,6 +114,7 @@ def present(job: JobRecord, video_url: str | None, retention_hours: float = 0.0)
             width=job.info.get("width"),
             height=job.info.get("height"),
             duration=job.info.get("duration"),
+            thumbnail_url=thumbnail_url,
         )
     error = None
     if job.status is JobStatus.ERROR:
@@ -157,15 +168,37 @@ def video_url(
     """
     if job.video_key is None:
         return None
+    return stored_file_url(base_url, settings, storage, job.video_key, signer)
+
+
+def thumbnail_url(
+    base_url: str,
+    settings: Settings,
+    storage: Storage,
+    job: JobRecord,
+    signer: UrlSigner | None = None,
+) -> str | None:
+    """Like ``video_url``, for the video's thumbnail (``None`` for videos made before
+    reelforge made posters, or whose posters failed)."""
+    if job.video_key is None or not job.info.get("posters"):
+        return None
+    key = beside_video(job.video_key, THUMBNAIL_FILE_NAME)
+    return stored_file_url(base_url, settings, storage, key, signer)
+
+
+def stored_file_url(
+    base_url: str, settings: Settings, storage: Storage, key: str, signer: UrlSigner | None
+) -> str:
+    """A client's URL of a file in the public area (see ``video_url``)."""
     if settings.video_urls == "presigned":
         try:
-            url = storage.presigned_url(job.video_key, settings.presign_seconds)
+            url = storage.presigned_url(key, settings.presign_seconds)
         except ServiceUnavailable:
             url = None
-            log.warning("presigning failed; serving through the API", extra={"job_id": job.id})
+            log.warning("presigning failed; serving through the API", extra={"key": key})
         if url is not None:
             return url
-    path = f"{FILES_PREFIX}{job.video_key}"
+    path = f"{FILES_PREFIX}{key}"
     query = f"?{signer.sign(path)}" if signer is not None else ""
     return f"{base_url.rstrip('/')}{path}{query}"
 
@@ -188,4 +221,5 @@ def generation_document(
 ) -> dict[str, Any]:
     """The GET document of ``job`` as JSON-able data (webhooks)."""
     url = video_url(base_url, settings, storage, job, signer)
-    return present(job, url, settings.retention_hours).model_dump(mode="json")
+    thumbnail = thumbnail_url(base_url, settings, storage, job, signer)
+    return present(job, url, settings.retention_hours, thumbnail).model_dump(mode="json")

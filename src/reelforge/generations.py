@@ -32,7 +32,13 @@ from reelforge.media.netguard import FetchPolicy, check_url
 from reelforge.media.videos import check_video_ref
 from reelforge.settings import Settings
 from reelforge.storage import Storage
-from reelforge.storage.layout import staged_input_key, staged_keys, staged_reference, video_key
+from reelforge.storage.layout import (
+    staged_input_key,
+    staged_keys,
+    staged_reference,
+    video_files,
+    video_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +277,7 @@ class Generations:
         """Remove the job, its video and its staged inputs (a running job is cancelled:
         its worker loses it at its next heartbeat and writes nothing more)."""
         job = self._store.delete(job_id, principal.owner)
-        self._drop([video_key(job.video_token), *staged_keys(job.params)])
+        self._drop([*video_files(video_key(job.video_token)), *staged_keys(job.params)])
         log.info("job deleted", extra={"job_id": job_id})
 
     async def wait_for_change(self, job: JobRecord, seconds: float) -> JobRecord:

@@ -346,7 +346,9 @@ def test_text_to_video_is_stored_and_streamed(server: LiveServer, s3, tmp_path: 
     assert facts.frames == 5 * 24
 
 
-def test_image_to_video_stages_then_drops_its_input(server: LiveServer, s3, tmp_path: Path) -> None:
+def test_image_to_video_keeps_its_input_with_the_video_until_deleted(
+    server: LiveServer, s3, tmp_path: Path
+) -> None:
     body = {
         "model": "veo2/image-to-video",
         "prompt": "slow zoom",
@@ -359,12 +361,25 @@ def test_image_to_video_stages_then_drops_its_input(server: LiveServer, s3, tmp_
     assert keys_under(s3, staged) == [staged + "image_url"]
     done = server.wait(job_id)
     assert done["status"] == "completed", done
-    assert keys_under(s3, staged) == []
+    assert keys_under(s3, staged) == [staged + "image_url"]  # a remix starts from it
     target = tmp_path / "i2v.mp4"
     response = httpx.get(done["video"]["url"])
     assert len(response.content) == done["video"]["file_size"]
     target.write_bytes(response.content)
     assert inspect_mp4(target).frames == 5 * 24
+    folder = "live/" + done["video"]["url"].split("/files/", 1)[1].rsplit("/", 1)[0] + "/"
+    assert sorted(keys_under(s3, folder)) == [
+        folder + name for name in ("output.mp4", "spritesheet.jpg", "thumbnail.jpg")
+    ]
+    thumbnail = httpx.get(done["video"]["thumbnail_url"])
+    assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+    deleted = httpx.delete(
+        f"{server.url}/v2/video/generations",
+        params={"generation_id": job_id},
+        headers=server.headers(),
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert keys_under(s3, staged) == [] and keys_under(s3, folder) == []
 
 
 def test_presigned_video_urls(tmp_path_factory: pytest.TempPathFactory, endpoint: str, s3) -> None:

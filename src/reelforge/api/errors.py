@@ -1,7 +1,10 @@
-"""The API edge: every error leaves as the AI/ML API error shape.
+"""The API edge: every error leaves in the shape its front door publishes.
 
-``{message, path, requestId, statusCode, timestamp}``, with the request id also in the
-``x-request-id`` header, so a user can quote it and an operator can find the log line.
+The AI/ML API shape ``{message, path, requestId, statusCode, timestamp}`` everywhere but
+under ``/v1/`` (the OpenAI Videos API), where it is OpenAI's ``{"error": {message, type,
+param, code}}`` so the ``openai`` SDK raises its own typed errors. The request id is also
+in the ``x-request-id`` header, so a user can quote it and an operator can find the log
+line.
 """
 
 from __future__ import annotations
@@ -36,17 +39,46 @@ def request_id(request: Request) -> str:
     return getattr(request.state, "request_id", None) or str(uuid.uuid4())
 
 
+OPENAI_PREFIX = "/v1/"
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
 def error_response(
-    request: Request, status_code: int, message: str, headers: dict[str, str] | None = None
+    request: Request,
+    status_code: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    param: str | None = None,
+    code: str | None = None,
 ) -> JSONResponse:
     rid = request_id(request)
-    body = {
-        "message": message,
-        "path": request.url.path,
-        "requestId": rid,
-        "statusCode": status_code,
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-    }
+    body: dict[str, object]
+    if request.url.path.startswith(OPENAI_PREFIX):
+        kind = "server_error" if status_code >= 500 else "invalid_request_error"
+        body = {
+            "error": {
+                "message": message,
+                "type": _OPENAI_TYPES.get(status_code, kind),
+                "param": param,
+                "code": code,
+            }
+        }
+    else:
+        body = {
+            "message": message,
+            "path": request.url.path,
+            "requestId": rid,
+            "statusCode": status_code,
+            "timestamp": datetime.now(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+        }
     return JSONResponse(
         body, status_code=status_code, headers={REQUEST_ID_HEADER: rid, **(headers or {})}
     )
@@ -67,7 +99,19 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
             f"request failed: {error.message}",
             extra={"request_id": request_id(request)},
         )
-    return error_response(request, error.status_code, error.message, headers)
+    return error_response(
+        request,
+        error.status_code,
+        error.message,
+        headers,
+        param=getattr(error, "field", None),
+        code=_snake(error.name),
+    )
+
+
+def _snake(name: str) -> str:
+    """``InvalidRequest`` -> ``invalid_request`` (OpenAI's ``code`` style)."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -80,7 +124,9 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
         parts.append(f"{field}: {item['msg']}, received {received}")
         kind = {"query": "Query", "body": "Body", "header": "Header"}.get(str(where), "Request")
     message = f"{kind} validation error: " + "; ".join(parts)
-    return error_response(request, 400, message)
+    first = error.errors()[0]["loc"] if error.errors() else ()
+    param = ".".join(str(part) for part in first[1:]) or None
+    return error_response(request, 400, message, param=param, code="invalid_request")
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:

@@ -56,6 +56,22 @@ def video_url(request: Request, settings: Settings, storage: Storage, job: JobRe
     )
 
 
+def video_urls(
+    request: Request, settings: Settings, storage: Storage, job: JobRecord
+) -> tuple[str | None, str | None]:
+    """The video's and its thumbnail's URLs for the service as this request reached it."""
+    root, signer = base_url(request, settings), url_signer(request)
+    return (
+        documents.video_url(root, settings, storage, job, signer),
+        documents.thumbnail_url(root, settings, storage, job, signer),
+    )
+
+
+def media_type(key: str) -> str:
+    """Videos and their JPEG posters are all the public area holds."""
+    return "image/jpeg" if key.endswith(".jpg") else VIDEO_TYPE
+
+
 router = APIRouter(tags=["files"])
 
 
@@ -85,7 +101,7 @@ def get_file(key: str, request: Request, services: ServicesDep) -> Response:
     if path is not None:
         return FileResponse(
             path,
-            media_type=VIDEO_TYPE,
+            media_type=media_type(key),
             filename=path.name,
             content_disposition_type="inline",
             headers={"Cache-Control": cache_control},
@@ -113,6 +129,7 @@ def stream_object(
     size = storage.size(key)
     if size is None:
         raise NotFound("no such file")
+    kind = media_type(key)
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": cache_control,
@@ -120,7 +137,7 @@ def stream_object(
     }
     if request.method == "HEAD":
         headers["Content-Length"] = str(size)
-        return Response(status_code=200, headers=headers, media_type=VIDEO_TYPE)
+        return Response(status_code=200, headers=headers, media_type=kind)
     try:
         wanted = None
         if "if-range" not in request.headers:
@@ -145,6 +162,6 @@ def stream_object(
         read.chunks,
         status_code=status,
         headers=headers,
-        media_type=VIDEO_TYPE,
+        media_type=kind,
         background=BackgroundTask(read.chunks.close),
     )

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from reelforge.api.deps import CreatorDep, ReaderDep, Services, ServicesDep
-from reelforge.api.files import video_url
+from reelforge.api.files import video_urls
 from reelforge.api.limits import parse_json_body
 from reelforge.api.schemas import (
     ApiError,
@@ -133,8 +133,10 @@ async def get_generation(
 
 async def _document(request: Request, services: Services, job: JobRecord) -> Generation:
     # Presigning may look up cloud credentials (blocking) the first time.
-    url = await run_in_threadpool(video_url, request, services.settings, services.storage, job)
-    return present(job, url, services.settings.retention_hours)
+    url, thumbnail = await run_in_threadpool(
+        video_urls, request, services.settings, services.storage, job
+    )
+    return present(job, url, services.settings.retention_hours, thumbnail)
 
 
 GenerationIdQuery = Annotated[

@@ -1,10 +1,12 @@
 """Where things live in storage: the key names both the API and the worker use.
 
-* ``videos/<token>/output.mp4``: a finished video. The token is random and unguessable;
-  only this area is ever served over HTTP.
+* ``videos/<token>/output.mp4``: a finished video, with ``thumbnail.jpg`` and
+  ``spritesheet.jpg`` beside it. The token is random and unguessable; only this area is
+  ever served over HTTP.
 * ``inputs/<job uuid>/<field>``: an inline input staged at submit time, so job rows never
-  hold image data. Job parameters refer to it as ``reelforge-staged:<key>``; it is
-  deleted when its job ends.
+  hold image data. Job parameters refer to it as ``reelforge-staged:<key>``. It is
+  deleted when its job fails or is cancelled; a completed job keeps it as long as its
+  video (a remix starts from the same inputs), and both go together.
 """
 
 from __future__ import annotations
@@ -16,8 +18,26 @@ VIDEO_FILE_NAME = "output.mp4"
 VIDEOS_AREA = "videos/"
 
 
+THUMBNAIL_FILE_NAME = "thumbnail.jpg"
+SPRITESHEET_FILE_NAME = "spritesheet.jpg"
+
+
 def video_key(video_token: str) -> str:
     return f"{VIDEOS_AREA}{video_token}/{VIDEO_FILE_NAME}"
+
+
+def beside_video(video_key: str, file_name: str) -> str:
+    """The key of ``file_name`` (a poster) in the folder of the video at ``video_key``."""
+    return f"{video_key.rsplit('/', 1)[0]}/{file_name}"
+
+
+def video_files(video_key: str) -> list[str]:
+    """Every file kept for one video: the MP4 and its posters (to delete together)."""
+    return [
+        video_key,
+        beside_video(video_key, THUMBNAIL_FILE_NAME),
+        beside_video(video_key, SPRITESHEET_FILE_NAME),
+    ]
 
 
 def staged_input_key(job_uuid: str, field: str) -> str:

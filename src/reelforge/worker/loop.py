@@ -41,11 +41,19 @@ from reelforge.logs import job_id_var, throttle
 from reelforge.media.encode import encode_mp4
 from reelforge.media.fit import aspect_for, aspect_of
 from reelforge.media.netguard import FetchPolicy
+from reelforge.media.posters import make_posters
 from reelforge.prompts import build_enhancer
 from reelforge.settings import Settings
 from reelforge.storage import Storage
 from reelforge.storage.base import disk_full, is_disk_full
-from reelforge.storage.layout import staged_keys, video_key
+from reelforge.storage.layout import (
+    SPRITESHEET_FILE_NAME,
+    THUMBNAIL_FILE_NAME,
+    beside_video,
+    staged_keys,
+    video_files,
+    video_key,
+)
 from reelforge.worker.inputs import load_inputs
 from reelforge.worker.running import TIMEOUT_NAME, RunningJob, timeout_message
 
@@ -149,14 +157,15 @@ class Worker:
                 seconds = time.monotonic() - started
                 log.info("job completed", extra={"job_id": job.id, "seconds": round(seconds, 2)})
                 self._count(job, "completed", seconds)
-                self._drop_staged_inputs(job)
+                # Its staged inputs stay with the video (a remix starts from them).
             else:
                 latest = self.store.get(job.id)
                 if latest is None or latest.status is JobStatus.ERROR:
                     # Deleted or cancelled while it ran: nobody else will write this
                     # key, so the video just stored is an orphan. (A lost lease leaves
                     # it: the job's new worker writes the same key.)
-                    self.storage.delete(video_key(job.video_token))
+                    for key in video_files(video_key(job.video_token)):
+                        self.storage.delete(key)
                     self._drop_staged_inputs(job)
         finally:
             job_id_var.reset(context_token)
@@ -279,8 +288,10 @@ class Worker:
             source = work
         context.raise_if_cancelled()
         context.report(PROGRESS_STORING, "storing")
+        key = video_key(job.video_token)
         try:
-            size = self.storage.put_file(video_key(job.video_token), source, "video/mp4")
+            posters = self._store_posters(job, key, source, clip.frame_count)
+            size = self.storage.put_file(key, source, "video/mp4")
         finally:
             source.unlink(missing_ok=True)  # a backend that copied leaves the source behind
         info: dict[str, Any] = {
@@ -290,9 +301,29 @@ class Worker:
             "has_audio": clip.audio is not None,
             "engine": engine.name,
             "prompt_used": prompt,
+            "posters": posters,
             **clip.facts,
         }
         return size, info, clip.credits_used
+
+    def _store_posters(self, job: JobRecord, key: str, video: Path, frame_count: int) -> bool:
+        """Store the thumbnail and sprite sheet beside the video; a failure costs only
+        the posters (logged), never the video."""
+        thumbnail = video.with_name(f"{video.stem}.thumbnail.jpg")
+        sprites = video.with_name(f"{video.stem}.spritesheet.jpg")
+        try:
+            make_posters(video, frame_count, thumbnail, sprites)
+            self.storage.put_file(beside_video(key, THUMBNAIL_FILE_NAME), thumbnail, "image/jpeg")
+            self.storage.put_file(beside_video(key, SPRITESHEET_FILE_NAME), sprites, "image/jpeg")
+            return True
+        except Exception as error:
+            if is_disk_full(error):
+                raise
+            log.warning("could not make the video's posters", extra={"job_id": job.id})
+            return False
+        finally:
+            thumbnail.unlink(missing_ok=True)
+            sprites.unlink(missing_ok=True)
 
     def _drop_staged_inputs(self, job: JobRecord) -> None:
         for key in staged_keys(job.params):

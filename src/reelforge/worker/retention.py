@@ -3,7 +3,8 @@
 Every worker process looks every ``REELFORGE_RETENTION_SWEEP_SECONDS``; a named lease in
 the database (``JobStore.try_lock``) makes sure one sweeps at a time. The job records
 stay: their GET keeps saying when the video expired, and the video URL answers 410 Gone.
-Staged inputs never wait for retention: they are deleted as soon as their job ends.
+A video goes with its posters and the staged inputs it was made from (kept for remixes);
+a job that failed or was cancelled loses its staged inputs at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import timedelta
 from reelforge.jobs import JobStore
 from reelforge.settings import Settings
 from reelforge.storage import Storage
+from reelforge.storage.layout import staged_keys, video_files
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,9 @@ def sweep_expired_videos(settings: Settings, store: JobStore, storage: Storage, 
         gone = []
         for job in batch:
             try:
-                if job.video_key:
-                    storage.delete(job.video_key)
+                videos = video_files(job.video_key) if job.video_key else []
+                for key in [*videos, *staged_keys(job.params)]:
+                    storage.delete(key)
             except Exception:
                 log.warning("could not delete an expired video", extra={"job_id": job.id})
                 continue
