@@ -138,11 +138,11 @@ def present(
         seed=job.seed,
         prompt_used=job.info.get("prompt_used"),
         engine=job.info.get("engine"),
-        expires_at=_expiry(job, retention_hours),
+        expires_at=expiry(job, retention_hours),
     )
 
 
-def _expiry(job: JobRecord, retention_hours: float) -> datetime | None:
+def expiry(job: JobRecord, retention_hours: float) -> datetime | None:
     if job.video_expired_at is not None:
         return job.video_expired_at
     if job.status is JobStatus.COMPLETED and job.completed_at and retention_hours > 0:

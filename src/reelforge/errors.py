@@ -24,6 +24,11 @@ from __future__ import annotations
 import enum
 
 
+def snake_case(name: str) -> str:
+    """``InvalidRequest`` -> ``invalid_request``: an error's name as an OpenAI ``code``."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
 class ReelforgeError(Exception):
     """Root of every error reelforge raises on purpose."""
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from reelforge.catalog import MODELS, GenerationParams, price_table, validate_request
 from reelforge.catalog.fields import MAX_SEED
-from reelforge.errors import Gone, InvalidRequest, NotFound
+from reelforge.errors import Conflict, Gone, InvalidRequest, NotFound
 from reelforge.jobs import JobRecord, JobStatus, JobStore, NewJob, Principal
 from reelforge.jobs.store import Admission, Page
 from reelforge.live import JobWatcher
@@ -34,6 +34,7 @@ from reelforge.settings import Settings
 from reelforge.storage import Storage
 from reelforge.storage.layout import (
     staged_input_key,
+    staged_key,
     staged_keys,
     staged_reference,
     video_files,
@@ -78,9 +79,15 @@ class Generations:
         self._prices = price_table(settings.prices)
 
     def submit(
-        self, body: object, principal: Principal, *, idempotency_key: str | None = None
+        self,
+        body: object,
+        principal: Principal,
+        *,
+        idempotency_key: str | None = None,
+        info: dict[str, Any] | None = None,
     ) -> Submitted:
-        """Validate and queue a generation; a repeated ``idempotency_key`` replays the first."""
+        """Validate and queue a generation; a repeated ``idempotency_key`` replays the first.
+        ``info`` is kept with the job (e.g. how the OpenAI front door named the model)."""
         digest = request_hash(body)
         if idempotency_key is not None:
             if not IDEMPOTENCY_KEY_PATTERN.match(idempotency_key):
@@ -105,21 +112,27 @@ class Generations:
         seed = params.value("seed")
         if seed is None:
             seed = secrets.randbelow(MAX_SEED + 1)
-        new_id = f"{job_uuid}:{spec.name}"
+        new_job = NewJob(
+            id=f"{job_uuid}:{spec.name}",
+            model=spec.name,
+            owner=principal.owner,
+            params=stored,
+            seed=seed,
+            credits=spec.credits(params, self._prices[spec.name]),
+            video_token=secrets.token_urlsafe(24),
+            info=dict(info or {}),
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            webhook_url=webhook_url,
+        )
+        return self._create(new_job, principal, staged)
+
+    def _create(self, new_job: NewJob, principal: Principal, staged: list[str]) -> Submitted:
+        """Queue ``new_job`` within the key's limits; its ``staged`` inputs are dropped if
+        it is refused (or an identical request won the race)."""
         try:
             job = self._store.create(
-                NewJob(
-                    id=new_id,
-                    model=spec.name,
-                    owner=principal.owner,
-                    params=stored,
-                    seed=seed,
-                    credits=spec.credits(params, self._prices[spec.name]),
-                    video_token=secrets.token_urlsafe(24),
-                    idempotency_key=idempotency_key,
-                    request_hash=digest,
-                    webhook_url=webhook_url,
-                ),
+                new_job,
                 Admission(
                     max_queued=principal.limits.max_queued,
                     max_running=principal.limits.max_running,
@@ -129,11 +142,65 @@ class Generations:
         except Exception:
             self._drop(staged)
             raise
-        if job.id != new_id:  # a concurrent request with the same key won the race
+        if job.id != new_job.id:  # a concurrent request with the same key won the race
             self._drop(staged)
-            return Submitted(self._replay(job, digest), replayed=True)
-        log.info("job submitted", extra={"job_id": job.id, "model": spec.name})
+            return Submitted(self._replay(job, new_job.request_hash or ""), replayed=True)
+        log.info("job submitted", extra={"job_id": job.id, "model": job.model})
         return Submitted(job, replayed=False)
+
+    def remix(
+        self,
+        source: JobRecord,
+        prompt: object,
+        principal: Principal,
+        info: dict[str, Any] | None = None,
+    ) -> JobRecord:
+        """A new generation from ``source``'s model, parameters, inputs and seed with a
+        new ``prompt``. Its inline inputs are copied, so either can be deleted alone."""
+        if source.status is not JobStatus.COMPLETED:
+            raise Conflict(
+                f"only a completed video can be remixed; this one is {source.status.value}"
+            )
+        spec, params = validate_request({**source.params, "model": source.model, "prompt": prompt})
+        job_uuid = uuid.uuid4()
+        stored = params.model_dump(mode="json")
+        staged: list[str] = []
+        try:
+            for field, value in stored.items():
+                references = value if isinstance(value, list) else [value]
+                copies = []
+                for index, reference in enumerate(references):
+                    key = staged_key(reference) if isinstance(reference, str) else None
+                    if key is None:
+                        copies.append(reference)
+                        continue
+                    slot = f"{field}.{index}" if isinstance(value, list) else field
+                    copy = staged_input_key(str(job_uuid), slot)
+                    try:
+                        data = self._storage.get_bytes(key)
+                    except NotFound:
+                        raise Gone(
+                            "the inputs of this video are no longer kept; generate it again"
+                        ) from None
+                    self._storage.put_bytes(copy, data, "application/octet-stream")
+                    staged.append(copy)
+                    copies.append(staged_reference(copy))
+                stored[field] = copies if isinstance(value, list) else copies[0]
+        except BaseException:
+            self._drop(staged)
+            raise
+        new_job = NewJob(
+            id=f"{job_uuid}:{spec.name}",
+            model=spec.name,
+            owner=principal.owner,
+            params=stored,
+            seed=source.seed,
+            credits=spec.credits(params, self._prices[spec.name]),
+            video_token=secrets.token_urlsafe(24),
+            info={**(info or {}), "remixed_from": source.id},
+            webhook_url=source.webhook_url,
+        )
+        return self._create(new_job, principal, staged).job
 
     def _stage_inputs(
         self, params: GenerationParams, job_uuid: uuid.UUID, stored: dict, staged: list[str]
@@ -197,6 +264,14 @@ class Generations:
             raise NotFound(f"Generation {job_id} not found")
         return job
 
+    def get_one_of(self, job_ids: list[str], principal: Principal, shown: str) -> JobRecord:
+        """The caller's job among ``job_ids`` (ids another front door derives), in one
+        query; ``NotFound`` naming ``shown``."""
+        for job in self._store.get_many(job_ids).values():
+            if job.owner == principal.owner:
+                return job
+        raise NotFound(f"{shown} not found")
+
     def _webhook_url(self, body: object, principal: Principal) -> str | None:
         """The create's ``webhook_url`` (vetted like an image URL), else the key's."""
         given = body.get(WEBHOOK_FIELD) if isinstance(body, dict) else None
@@ -231,6 +306,7 @@ class Generations:
         after: str | None = None,
         statuses: Iterable[str] = (),
         models: Iterable[str] = (),
+        oldest_first: bool = False,
     ) -> Page:
         """The caller's generations, newest first (``after``: the previous page's cursor)."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
@@ -262,6 +338,7 @@ class Generations:
             after=after,
             statuses=wanted_statuses,
             models=wanted_models,
+            oldest_first=oldest_first,
         )
 
     def cancel(self, job_id: str, principal: Principal) -> JobRecord:

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     model_engines: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     """Per-model engines, e.g. ``veo2=diffusers,google/veo-3.0-i2v=aimlapi``."""
 
+    openai_models: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {"sora-2": "veo2", "sora-2-pro": "google/veo-3.1-t2v"}
+    )
+    """OpenAI model names accepted by ``/v1/videos`` and the reelforge models that make
+    them, e.g. ``sora-2=veo2,sora-2-pro=google/veo-3.1-t2v`` (reelforge ids always work)."""
+
     # -- prompt enhancement (local engines) ----------------------------------------------
     enhancer: Literal["builtin", "llm", "off"] = "builtin"
     """How ``enhance_prompt: true`` is honoured by local engines."""
@@ -317,7 +323,9 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("model_engines", "diffusers_models", "google_models", mode="before")
+    @field_validator(
+        "model_engines", "diffusers_models", "google_models", "openai_models", mode="before"
+    )
     @classmethod
     def _pairs(cls, value: object) -> object:
         return _split_pairs(value)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import openai
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -210,6 +211,24 @@ def test_the_key_default_webhook_and_410_disabling_it(server, receiver) -> None:
         cli(server.home, "keys", "update", key_id, "--webhook-url", receiver.url, env=server.db_env)
         create(server)
         wait_until(lambda: receiver.delivered(), timeout=60)
+    finally:
+        cli(server.home, "keys", "update", key_id, "--webhook-url", "", env=server.db_env)
+
+
+def test_videos_made_on_v1_get_openai_thin_events(server, receiver) -> None:
+    key_id = key_id_of(server)
+    cli(server.home, "keys", "update", key_id, "--webhook-url", receiver.url, env=server.db_env)
+    try:
+        with openai.OpenAI(
+            api_key=server.db_key, base_url=f"{server.url}/v1", max_retries=0
+        ) as client:
+            video = client.videos.create(prompt="a lantern on a pier", model="veo2")
+            wait_until(lambda: receiver.delivered(), timeout=60)
+            event = verify(receiver.delivered()[0], secret_of(server))
+            assert event["object"] == "event" and event["type"] == "video.completed"
+            assert event["id"].startswith("evt_") and isinstance(event["created_at"], int)
+            assert event["data"] == {"id": video.id}
+            assert client.videos.retrieve(video.id).status == "completed"
     finally:
         cli(server.home, "keys", "update", key_id, "--webhook-url", "", env=server.db_env)
 

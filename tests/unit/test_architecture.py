@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     # 3: putting them together
     "runtime": 3,
     "generations": 3,
+    "openai_videos": 3,
     "documents": 3,
     "live": 3,
     "ratelimits": 3,

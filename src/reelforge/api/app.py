@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reelforge import __version__, metrics
-from reelforge.api import files, routes
+from reelforge.api import files, openai, routes
 from reelforge.api.deps import Services, ServicesDep
 from reelforge.api.docs import add_docs
 from reelforge.api.errors import RequestContextMiddleware, install_error_handlers
@@ -33,6 +33,7 @@ from reelforge.engines import EngineRouter
 from reelforge.errors import NotFound, Unauthorized
 from reelforge.generations import Generations
 from reelforge.media.netguard import FetchPolicy
+from reelforge.openai_videos import OpenAIVideos
 from reelforge.ratelimits import RateLimiter
 from reelforge.runtime import open_database, open_storage
 from reelforge.settings import Settings
@@ -57,6 +58,7 @@ def build_services(settings: Settings, *, auto_migrate: bool | None = None) -> S
         storage=storage,
         generations=generations,
         limiter=RateLimiter(settings),
+        openai=OpenAIVideos(settings, generations),
     )
 
 
@@ -138,7 +140,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_inflight_bytes=settings.max_inflight_bytes,
         read_timeout=settings.read_timeout_seconds,
         body_timeout=settings.body_timeout_seconds,
-        large_body_paths=routes.PATHS,
+        large_body_paths=(*routes.PATHS, openai.PATH),
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -153,6 +155,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer has an id
     app.include_router(routes.router)
+    app.include_router(openai.router)
     app.include_router(files.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and queue state")

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from reelforge.errors import Unauthorized
 from reelforge.generations import Generations
 from reelforge.jobs import Principal
+from reelforge.openai_videos import OpenAIVideos
 from reelforge.ratelimits import Kind, RateLimiter
 from reelforge.runtime import Database
 from reelforge.settings import Settings
@@ -32,6 +33,7 @@ class Services:
     storage: Storage
     generations: Generations
     limiter: RateLimiter
+    openai: OpenAIVideos
 
 
 def get_services(request: Request) -> Services:

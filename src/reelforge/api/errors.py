@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelforge import __version__
 from reelforge.catalog.fields import describe
-from reelforge.errors import ReelforgeError
+from reelforge.errors import ReelforgeError, snake_case
 from reelforge.jobs.db import unavailable
 from reelforge.logs import throttle
 
@@ -105,13 +105,8 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
         error.message,
         headers,
         param=getattr(error, "field", None),
-        code=_snake(error.name),
+        code=snake_case(error.name),
     )
-
-
-def _snake(name: str) -> str:
-    """``InvalidRequest`` -> ``invalid_request`` (OpenAI's ``code`` style)."""
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

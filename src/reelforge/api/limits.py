@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_DEPTH = 32
 """Deepest nesting of a JSON body; published bodies are 1 level deep."""
-MEDIA_FIELD_SUFFIXES = ("image_url", "image_urls", "video_url")
-"""``image_url``, ``tail_image_url``, ``image_urls``, ``video_url``...: the fields that may
-make a body large (inline images and videos)."""
+MEDIA_FIELD_SUFFIXES = ("image_url", "image_urls", "video_url", "input_reference")
+"""``image_url``, ``tail_image_url``, ``image_urls``, ``video_url``, OpenAI's
+``input_reference``...: the fields that may make a body large (inline images and
+videos; the marker also finds a multipart part's ``name="input_reference"``)."""
 _MEDIA_MARKERS = tuple(f'{suffix}"'.encode() for suffix in MEDIA_FIELD_SUFFIXES)
 _MARKER_CHARS = max(len(marker) for marker in _MEDIA_MARKERS)
 BUSY_RETRY_SECONDS = 2
@@ -215,6 +216,8 @@ def _has_inline_image(body: object) -> bool:
     def inline(value: object) -> bool:
         if isinstance(value, list):
             return any(inline(item) for item in value)
+        if isinstance(value, dict):  # {"input_reference": {"image_url": "data:..."}}
+            return _has_inline_image(value)
         return isinstance(value, str) and not value.lstrip().lower().startswith(
             ("http://", "https://")
         )

@@ -314,9 +314,10 @@ class JobStore:
         after: str | None = None,
         statuses: Iterable[JobStatus] = (),
         models: Iterable[str] = (),
+        oldest_first: bool = False,
     ) -> Page:
-        """The owner's jobs, newest first, ``limit`` at a time; ``after`` is the
-        ``next_cursor`` of the previous page."""
+        """The owner's jobs, newest first (or oldest first), ``limit`` at a time;
+        ``after`` is the ``next_cursor`` of the previous page."""
         query = select(JobRow).where(JobRow.owner == owner)
         if statuses := list(statuses):
             query = query.where(JobRow.status.in_([status.value for status in statuses]))
@@ -324,8 +325,14 @@ class JobStore:
             query = query.where(JobRow.model.in_(models))
         if after:
             created, job_id = decode_cursor(after)
-            query = query.where(tuple_(JobRow.created_at, JobRow.id) < (created, job_id))
-        query = query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
+            position = tuple_(JobRow.created_at, JobRow.id)
+            query = query.where(
+                position > (created, job_id) if oldest_first else position < (created, job_id)
+            )
+        order = (JobRow.created_at, JobRow.id)
+        if not oldest_first:
+            order = (JobRow.created_at.desc(), JobRow.id.desc())
+        query = query.order_by(*order).limit(limit + 1)
         with self._session() as session:
             jobs = [JobRecord.from_row(row) for row in session.scalars(query)]
         has_more = len(jobs) > limit

@@ -28,10 +28,11 @@ from standardwebhooks import Webhook
 from reelforge import metrics
 from reelforge.documents import generation_document, service_base_url
 from reelforge.errors import FetchError
-from reelforge.jobs import JobStore, KeyStore
+from reelforge.jobs import JobRecord, JobStore, KeyStore
 from reelforge.jobs.outbox import Delivery
 from reelforge.media.fetch import post_to_url
 from reelforge.media.netguard import FetchPolicy
+from reelforge.openai_videos import OPENAI_FLAVOUR, video_id
 from reelforge.settings import Settings
 from reelforge.storage import Storage
 from reelforge.storage.signing import SECRET_NAME, load_signer
@@ -55,8 +56,21 @@ def sign(message_id: str, when: datetime, body: str, secrets: list[str]) -> dict
     }
 
 
-def payload(delivery: Delivery, document: dict[str, Any], when: datetime) -> dict[str, Any]:
-    """``{type, timestamp, data: <GET document>}``."""
+def payload(
+    delivery: Delivery, job: JobRecord, document: dict[str, Any], when: datetime
+) -> dict[str, Any]:
+    """``{type, timestamp, data: <GET document>}``; for a video made through the OpenAI
+    front door, OpenAI's thin event ``{object: "event", id, type: "video.completed" |
+    "video.failed", created_at, data: {id}}`` (the receiver retrieves the video)."""
+    if delivery.flavour == OPENAI_FLAVOUR:
+        completed = delivery.event.endswith("completed")
+        return {
+            "object": "event",
+            "id": "evt_" + delivery.id.removeprefix("msg_"),
+            "type": "video.completed" if completed else "video.failed",
+            "created_at": int(when.timestamp()),
+            "data": {"id": video_id(job.id)},
+        }
     return {
         "type": delivery.event,
         "timestamp": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -123,7 +137,7 @@ class WebhookDispatcher:
         document = generation_document(
             job, service_base_url(self.settings), self.settings, self.storage, self.signer
         )
-        body = json.dumps(payload(delivery, document, now), separators=(",", ":"))
+        body = json.dumps(payload(delivery, job, document, now), separators=(",", ":"))
         status: int | None = None
         try:
             status = post_to_url(
