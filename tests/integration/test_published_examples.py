@@ -113,4 +113,14 @@ def test_legacy_and_universal_paths_are_the_same_resource(results: dict, server)
         headers=server.headers(),
     ).json()
     universal = server.get(generation_id).json()
-    assert legacy == universal
+    assert unsigned(legacy) == unsigned(universal)
+
+
+def unsigned(document: dict) -> dict:
+    """The document without its URLs' signatures: each GET signs afresh, and two GETs
+    may fall on both sides of a second (``expires`` differs)."""
+    video = dict(document["video"] or {})
+    for name in ("url", "thumbnail_url"):
+        if video.get(name):
+            video[name] = video[name].split("?", 1)[0]
+    return {**document, "video": video}

@@ -6,13 +6,15 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 
 from reelforge import __version__, metrics
 from reelforge.api import files, openai, routes
@@ -41,6 +43,9 @@ from reelforge.storage.signing import SECRET_NAME, load_signer
 from reelforge.worker import WorkerPool, WorkerSupervisor
 
 log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+"""The playground's files, shipped inside the package (no CDN, no build step)."""
 
 _metrics_bearer = HTTPBearer(auto_error=False)
 
@@ -195,7 +200,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return Response(body, media_type=content_type)
 
     @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    def root() -> FileResponse:
+        """The playground (``reelforge/web``); the API docs stay at ``/docs``."""
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/ui", StaticFiles(directory=WEB_DIR), name="ui")
 
     return app

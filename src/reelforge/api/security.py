@@ -37,6 +37,16 @@ HTML_CSP = (
 )
 """For the docs pages: everything from reelforge itself (Swagger UI's page has an inline
 script, ReDoc searches in a blob: worker), and no framing by other sites."""
+PLAYGROUND_CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; "
+    b"img-src 'self' data: blob: http: https:; media-src 'self' blob: http: https:; "
+    b"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    b"frame-ancestors 'none'"
+)
+"""For the playground: its code and style only from reelforge, no inline script; it talks
+to this server alone (``connect-src``). Pictures and videos may come from elsewhere
+because video URLs may be presigned object-store URLs."""
+PLAYGROUND_PATHS = ("/", "/ui/")
 
 
 def allowed_hosts(settings: Settings) -> list[str]:
@@ -119,7 +129,11 @@ class SecurityHeadersMiddleware:
                 headers.extend(item for item in SECURITY_HEADERS if item[0] not in present)
                 content_type = dict(headers).get(b"content-type", b"")
                 if content_type.startswith(b"text/html"):
-                    headers.append((b"content-security-policy", HTML_CSP))
+                    path = scope["path"]
+                    playground = path == "/" or path.startswith(PLAYGROUND_PATHS[1])
+                    headers.append(
+                        (b"content-security-policy", PLAYGROUND_CSP if playground else HTML_CSP)
+                    )
                 message["headers"] = headers
             await send(message)
 
