@@ -284,7 +284,12 @@ class Worker:
             # already covers encoding.
             frames = clip.frames or ()
             clip.frames = _stop_when_cancelled(frames, context)
-            encode_mp4(clip, work, preset=self.settings.encoder_preset)
+            encode_mp4(
+                clip,
+                work,
+                preset=self.settings.encoder_preset,
+                threads=self.settings.encoder_threads,
+            )
             source = work
         context.raise_if_cancelled()
         context.report(PROGRESS_STORING, "storing")
