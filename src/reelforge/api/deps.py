@@ -49,8 +49,10 @@ async def get_principal(
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise Unauthorized(UNAUTHORIZED_MESSAGE)
-    principal = await run_in_threadpool(
-        services.database.keys.authenticate, credentials.credentials
+    keys = services.database.keys
+    # Fixed keys are checked in memory; only keys in the database cost a thread.
+    principal = keys.authenticate_fixed(credentials.credentials) or await run_in_threadpool(
+        keys.authenticate, credentials.credentials
     )
     if principal is None:
         raise Unauthorized(UNAUTHORIZED_MESSAGE)

@@ -132,10 +132,14 @@ async def get_generation(
 
 
 async def _document(request: Request, services: Services, job: JobRecord) -> Generation:
-    # Presigning may look up cloud credentials (blocking) the first time.
-    url, thumbnail = await run_in_threadpool(
-        video_urls, request, services.settings, services.storage, job
-    )
+    settings = services.settings
+    if settings.video_urls == "presigned" and job.video_key is not None:
+        # Presigning may look up cloud credentials (blocking) the first time.
+        url, thumbnail = await run_in_threadpool(
+            video_urls, request, settings, services.storage, job
+        )
+    else:  # an HMAC over the path: cheaper than a hop to a thread
+        url, thumbnail = video_urls(request, settings, services.storage, job)
     return present(job, url, services.settings.retention_hours, thumbnail)
 
 

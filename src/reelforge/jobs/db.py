@@ -33,6 +33,9 @@ WORKER_LOCK_TIMEOUT_SECONDS = 30.0
 """How long a worker waits for a locked database: it has no client waiting on it."""
 
 
+SQLITE_POOL_SIZE = 40
+
+
 def make_engine(
     url: str,
     *,
@@ -79,6 +82,11 @@ def make_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": lock_timeout},
         hide_parameters=True,
+        # As many connections as the API's thread pool has threads (40): beyond the
+        # default 5 + 10, each request would open and set up a connection of its own.
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_SIZE,
+        pool_timeout=lock_timeout,
     )
     busy_millis = round(lock_timeout * 1000)
 

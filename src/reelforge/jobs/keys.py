@@ -193,11 +193,20 @@ class KeyStore:
         with self._sessions.begin() as session:
             return session.scalar(select(ApiKeyRow.id).limit(1)) is not None
 
-    def authenticate(self, key: str) -> Principal | None:
+    def authenticate_fixed(self, key: str) -> Principal | None:
+        """A fixed key (``REELFORGE_API_KEYS``): memory only, so callers on an event
+        loop need no thread for it."""
         digest = hash_key(key)
         for static_digest, owner in self._static.items():
             if hmac.compare_digest(static_digest, digest):
                 return Principal(owner=owner, limits=self.defaults)
+        return None
+
+    def authenticate(self, key: str) -> Principal | None:
+        fixed = self.authenticate_fixed(key)
+        if fixed is not None:
+            return fixed
+        digest = hash_key(key)
         with self._sessions.begin() as session:
             row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.hash == digest))
             if row is None or row.revoked_at is not None:
