@@ -1,0 +1,123 @@
+"""Request and response behaviour of both front doors, in process (fast)."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from reelforge.catalog import MODELS
+
+pytestmark = pytest.mark.unit
+GENERATIONS = "/v2/video/generations"
+KEYS = ("tier-key-1", "tier-key-2")
+"""The keys the ``client`` fixture's app accepts (tests/api/conftest.py)."""
+
+
+def auth(key: str = KEYS[0]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def create(client: TestClient, key: str = KEYS[0], **fields: object) -> dict:
+    response = client.post(
+        GENERATIONS, json={"model": "veo2", "prompt": "a kite", **fields}, headers=auth(key)
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_every_answer_carries_an_id_a_version_and_safe_headers(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.headers["x-request-id"] and response.headers["x-reelforge-version"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    page = client.get("/")
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("path", [GENERATIONS, "/v1/videos"])
+@pytest.mark.parametrize("key", [None, "wrong"])
+def test_a_missing_or_wrong_key_is_401_in_each_doors_shape(
+    client: TestClient, path: str, key: str | None
+) -> None:
+    headers = auth(key) if key else {}
+    response = client.get(path, headers=headers)
+    assert response.status_code == 401
+    body = response.json()
+    if path.startswith("/v1"):
+        assert (
+            body["error"]["type"] == "authentication_error"
+            and "API key" in body["error"]["message"]
+        )
+    else:
+        assert body["statusCode"] == 401 and body["path"] == path and "API key" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "field"),
+    [
+        ("veo2", {"duration": 9}, "duration"),
+        ("veo2", {"aspect_ratio": "4:3"}, "aspect_ratio"),
+        ("veo2", {"prompt": ""}, "prompt"),
+        ("veo2/image-to-video", {}, "image_url"),
+        (
+            "google/veo-3.0-i2v",
+            {"image_url": "https://example.com/a.png", "resolution": "4K"},
+            "resolution",
+        ),
+        ("google/veo-3.1-t2v", {"duration": 5}, "duration"),
+        ("google/veo-3.1-reference-to-video", {"image_urls": []}, "image_urls"),
+    ],
+)
+def test_invalid_bodies_name_their_field(
+    client: TestClient, model: str, fields: dict, field: str
+) -> None:
+    body = {"model": model, "prompt": "a kite", **fields}
+    response = client.post(GENERATIONS, json=body, headers=auth())
+    assert response.status_code == 400, response.text
+    assert field in response.json()["message"]
+
+
+def test_create_get_list_cancel_delete(client: TestClient) -> None:
+    created = create(client, duration=6)
+    assert created["status"] == "queued"  # no workers in this tier
+    job = created["id"]
+    document = client.get(GENERATIONS, params={"generation_id": job}, headers=auth()).json()
+    assert document["model"] == "veo2" and document["video"] is None
+    listed = client.get(GENERATIONS, params={"limit": 100}, headers=auth()).json()
+    assert job in [item["id"] for item in listed["data"]]
+    assert set(listed) == {"data", "has_more", "next_cursor"}
+    # Another key sees nothing of it.
+    assert (
+        client.get(GENERATIONS, params={"generation_id": job}, headers=auth(KEYS[1])).status_code
+        == 404
+    )
+    cancelled = client.post(f"{GENERATIONS}/cancel", params={"generation_id": job}, headers=auth())
+    assert cancelled.json()["error"]["name"] == "Cancelled"
+    assert (
+        client.delete(GENERATIONS, params={"generation_id": job}, headers=auth()).status_code == 200
+    )
+    assert client.get(GENERATIONS, params={"generation_id": job}, headers=auth()).status_code == 404
+
+
+def test_models_lists_the_whole_catalogue(client: TestClient) -> None:
+    listed = client.get("/v2/models").json()["data"]
+    assert [model["id"] for model in listed] == list(MODELS)
+    assert all(model["credits_per_second"] > 0 for model in listed)
+
+
+def test_the_openai_door_validates_and_shows_the_same_job(client: TestClient) -> None:
+    bad = client.post("/v1/videos", json={"prompt": "x", "size": "999x999"}, headers=auth())
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "size"
+    made = client.post("/v1/videos", json={"prompt": "a kite", "seconds": "5"}, headers=auth())
+    assert made.status_code == 200, made.text
+    video = made.json()
+    assert video["status"] == "queued" and video["model"] == "sora-2" and video["seconds"] == "5"
+    hexed = video["id"].removeprefix("video_")
+    job = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}:veo2"
+    assert (
+        client.get(GENERATIONS, params={"generation_id": job}, headers=auth()).json()["status"]
+        == "queued"
+    )
+    content = client.get(f"/v1/videos/{video['id']}/content", headers=auth())
+    assert content.status_code == 400 and "queued" in content.json()["error"]["message"]
+    assert client.get("/v1/videos/video_nope", headers=auth()).status_code == 404
