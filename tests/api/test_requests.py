@@ -1,16 +1,33 @@
-"""Request and response behaviour of both front doors, in process (fast)."""
+"""The in-process tier: request and response behaviour of both front doors, fast.
+
+The real app (real store on SQLite, real storage in a temporary directory) driven through
+Starlette's TestClient, without a server process or workers. What needs a real process
+(signals, slow clients, streaming over a socket, workers) stays in tests/integration.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
+from reelforge.api.app import create_app
 from reelforge.catalog import MODELS
+from reelforge.settings import Settings
 
 pytestmark = pytest.mark.unit
 GENERATIONS = "/v2/video/generations"
 KEYS = ("tier-key-1", "tier-key-2")
-"""The keys the ``client`` fixture's app accepts (tests/api/conftest.py)."""
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = Settings(
+        home=tmp_path_factory.mktemp("api-tier"), workers=0, api_keys=",".join(KEYS)
+    )
+    with TestClient(create_app(settings), base_url="http://localhost") as test_client:
+        yield test_client
 
 
 def auth(key: str = KEYS[0]) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import LiveServer, encode_image, picture
+from support import LiveServer, encode_image, picture, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -281,10 +281,12 @@ def test_video_tokens_never_reach_the_log(server: LiveServer) -> None:
     done = server.wait(created.json()["id"])
     url = done["video"]["url"]
     token = url.split("/files/videos/")[1].split("/")[0]
+    log_start = server.log_path.stat().st_size
     assert httpx.get(url).status_code == 200
     assert httpx.head(url).status_code == 200
     httpx.get(url.replace("output.mp4", "nothing.mp4"))
-    time.sleep(0.5)  # the access log line is written after the response
+    # Access log lines are written after the responses: wait for all three.
+    wait_until(lambda: log_since(server, log_start).count("/files/videos/<redacted>/") >= 3, 10)
     logged = server.log_path.read_text()
     assert "/files/videos/<redacted>/output.mp4" in logged
     assert token not in logged

@@ -211,7 +211,11 @@ def test_new_jobs_are_picked_up_at_once_and_sigterm_drains(cluster_env, tmp_path
     api.start()
     worker = WorkerProcess(home=tmp_path / "w", env=env).start()
     try:
-        time.sleep(3)  # idle and listening
+        # Idle and listening: the worker says so once its notifications are set up.
+        wait_until(
+            lambda: "reelforge worker running" in worker.log_path.read_text(errors="replace"),
+            timeout=30,
+        )
         job_id = api.create({"model": "veo2", "prompt": "a quick start", "seed": 1}).json()["id"]
         started = time.monotonic()
         wait_until(
