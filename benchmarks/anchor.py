@@ -7,10 +7,9 @@ import sys
 import uuid
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 
-from reelforge.api.connections import server_options
+from reelforge.api.connections import run_server
 from reelforge.logs import configure_logging
 from reelforge.settings import Settings
 
@@ -61,11 +60,4 @@ def health() -> dict[str, str]:
 if __name__ == "__main__":
     settings = Settings(port=int(sys.argv[1]))
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        **server_options(settings),
-    )
+    run_server(app, settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -129,3 +130,28 @@ def test_concurrent_retries_create_one_job(idle_server: LiveServer) -> None:
 def test_every_response_names_reelforge(idle_server: LiveServer) -> None:
     assert httpx.get(idle_server.url + "/health").headers["x-reelforge-version"]
     assert httpx.get(idle_server.url + URL).headers["x-reelforge-version"]
+
+
+def test_long_polls_of_departed_clients_do_not_hold_the_server(tmp_path) -> None:
+    live = LiveServer(home=tmp_path, env={"REELFORGE_WORKERS": "0"}).start()
+    try:
+        job = live.create({"model": "veo2", "prompt": "never run"}).json()["id"]
+
+        def give_up() -> None:  # waits 0.5 s of the 30 it asked for, then hangs up
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.get(
+                    f"{live.url}/v2/video/generations",
+                    params={"generation_id": job, "wait": 30},
+                    headers=live.headers(),
+                    timeout=httpx.Timeout(5, read=0.5),
+                )
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda _: give_up(), range(8)))
+        stopping = time.monotonic()
+        live.kill(signal.SIGTERM)  # waits for the process to end
+        stopped_after = time.monotonic() - stopping
+        print(f"stopped {stopped_after:.1f} s after SIGTERM")
+        assert stopped_after < 10  # not the 30 s the departed long-polls asked for
+    finally:
+        live.stop()

@@ -82,12 +82,18 @@ def guarded_protocol(header_timeout: float, max_header_bytes: int = MAX_HEADER_B
     return GuardedHttpToolsProtocol
 
 
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` that bound what clients can hold."""
     _raise_open_files_limit(settings.max_connections + FILES_PER_CONNECTION_MARGIN)
     options: dict[str, Any] = {
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": 5,
+        # On SIGTERM, requests still running (long-polls of connected clients, event
+        # streams) get this long before they are cut; workers drain separately.
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
     }
     try:
@@ -95,6 +101,21 @@ def server_options(settings: Settings) -> dict[str, Any]:
     except ImportError:  # httptools missing (uvicorn without [standard]): h11 limits size only
         log.warning("httptools is not installed; slow request headers are not timed out")
     return options
+
+
+def run_server(app: Any, settings: Settings) -> None:
+    """Serve ``app`` with uvicorn the way ``reelforge serve`` does (the benchmarks' anchor
+    app too, so both are measured under the same settings)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+        **server_options(settings),  # bounds on slow and idle clients
+    )
 
 
 def _raise_open_files_limit(wanted: int) -> None:

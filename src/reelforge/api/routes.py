@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -127,8 +128,32 @@ async def get_generation(
     job = await run_in_threadpool(services.generations.get, generation_id, principal)
     if wait is not None:
         response.headers["X-Reelforge-Wait"] = f"{wait:g}"
-        job = await services.generations.wait_for_change(job, wait)
+        job = await _unless_disconnected(
+            request, services.generations.wait_for_change(job, wait), job
+        )
     return await _document(request, services, job)
+
+
+async def _unless_disconnected(
+    request: Request, waiting: Awaitable[JobRecord], job: JobRecord
+) -> JobRecord:
+    """``waiting``'s result, or ``job`` at once if the client hangs up first: a
+    long-poll nobody waits for must not hold the server (nor its shutdown) for its
+    remaining seconds."""
+    wait_task = asyncio.ensure_future(waiting)
+    gone_task = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({wait_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone_task.cancel()
+        if not wait_task.done():
+            wait_task.cancel()
+    return wait_task.result() if not wait_task.cancelled() else job
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _document(request: Request, services: Services, job: JobRecord) -> Generation:

@@ -24,10 +24,10 @@ def serve(
         typer.Option(envvar="REELFORGE_WORKERS", help="Generation threads (0: API only)."),
     ] = None,
 ) -> None:
-    """Start the API and an in-process worker."""
-    import uvicorn
+    """Start the API and its workers (a supervised child process unless
+    REELFORGE_WORKER_ISOLATION=thread)."""
 
-    from reelforge.api.connections import server_options
+    from reelforge.api.connections import run_server
     from reelforge.logs import configure_logging
 
     settings = _settings(host=host, port=port, workers=workers)
@@ -56,14 +56,7 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        **server_options(settings),  # bounds on slow and idle clients
-    )
+    run_server(app, settings)
 
 
 def _count_across_processes(settings: Any) -> None:
