@@ -146,6 +146,10 @@ def test_ctrl_c_tells_how_to_resume(tmp_path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # A shell without job control starts background commands (`pytest ... &`) with
+            # SIGINT ignored, and children inherit that: give the CLI the disposition a
+            # terminal would, or the SIGINT below is silently dropped (exit 0, not 130).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         first = process.stdout.readline()
         assert first.startswith("generation id: ")
