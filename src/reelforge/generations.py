@@ -26,7 +26,7 @@ from reelforge.catalog.fields import MAX_SEED
 from reelforge.errors import Conflict, Gone, InvalidRequest, NotFound
 from reelforge.jobs import JobRecord, JobStatus, JobStore, NewJob, Principal
 from reelforge.jobs.store import Admission, Page
-from reelforge.live import JobWatcher
+from reelforge.live import FinishedJobs, JobWatcher
 from reelforge.media.images import check_image_ref
 from reelforge.media.netguard import FetchPolicy, check_url
 from reelforge.media.videos import check_video_ref
@@ -76,6 +76,7 @@ class Generations:
         self._storage = storage
         self._policy = policy
         self.watcher = JobWatcher(store)
+        self.finished = FinishedJobs(store)
         self._prices = price_table(settings.prices)
 
     def submit(
@@ -258,11 +259,12 @@ class Generations:
             self._storage.delete(key)
 
     def get(self, job_id: str, principal: Principal) -> JobRecord:
-        job = self._store.get(job_id)
-        # Another key's job is indistinguishable from a missing one.
-        if job is None or job.owner != principal.owner:
-            raise NotFound(f"Generation {job_id} not found")
-        return job
+        return _owned(self._store.get(job_id), job_id, principal)
+
+    async def read(self, job_id: str, principal: Principal) -> JobRecord:
+        """``get`` for the event loop: a finished job comes from memory, without a thread
+        (``live.FinishedJobs``)."""
+        return _owned(await self.finished.get(job_id), job_id, principal)
 
     def get_one_of(self, job_ids: list[str], principal: Principal, shown: str) -> JobRecord:
         """The caller's job among ``job_ids`` (ids another front door derives), in one
@@ -424,3 +426,10 @@ class Generations:
 def _visible(job: JobRecord) -> tuple[Any, ...]:
     """What a live stream reports a change of."""
     return job.status, job.stage, round(job.progress, 3)
+
+
+def _owned(job: JobRecord | None, job_id: str, principal: Principal) -> JobRecord:
+    # Another key's job is indistinguishable from a missing one.
+    if job is None or job.owner != principal.owner:
+        raise NotFound(f"Generation {job_id} not found")
+    return job

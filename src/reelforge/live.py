@@ -1,4 +1,11 @@
-"""Waiting for jobs to change, shared by every waiting client of one API process.
+"""Reading and waiting for jobs, shared by every client of one API process.
+
+Finished jobs are read far more often than anything else (clients poll a completed job
+again and again, and every download page does) and barely change: only a delete or the
+retention sweep touches them again. ``FinishedJobs`` keeps them in memory, so such a GET
+costs neither a database read nor a thread: an entry is dropped the moment a job event
+for it arrives (from this process or, through the store's transport, any other), and
+lives at most ``FALLBACK_SECONDS`` in case an event is lost.
 
 Long-polls (``GET ...&wait=S``) and live event streams both wait for a job to change.
 Thousands of them must cost neither a thread nor a database read each, so one
@@ -20,6 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +40,83 @@ from reelforge.jobs import JobRecord, JobStore
 log = logging.getLogger(__name__)
 
 FALLBACK_SECONDS = 2.0
+FINISHED_JOBS_CACHED = 10_000
+"""Finished jobs kept in memory per API process (a few KiB each)."""
+
+
+class FinishedJobs:
+    """Completed and failed jobs by id, as read from the store (see the module text).
+
+    An entry older than ``ttl`` is still served while one background read refreshes it
+    (never older than twice ``ttl``): under load, a read that every request waits for
+    would stall them all behind a thread that competes for the GIL with the event loop.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        max_entries: int = FINISHED_JOBS_CACHED,
+        ttl: float = FALLBACK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._max = max_entries
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, JobRecord]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._reading: dict[str, asyncio.Future[JobRecord | None]] = {}
+        store.events.watch_all(self.forget)
+
+    def forget(self, job_id: str) -> None:
+        """The job changed (any thread): drop it, and refuse reads that began before."""
+        with self._lock:
+            self._epoch += 1
+            self._entries.pop(job_id, None)
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job, from memory when it is finished and known, else from the store; the
+        requests that miss together share one read."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(job_id)
+        if entry is not None:
+            read_at, job = entry
+            if now - read_at < self._ttl:
+                return job
+            if now - read_at < 2 * self._ttl:
+                self._read_once(job_id)  # refresh behind the answer
+                return job
+        return await asyncio.shield(self._read_once(job_id))
+
+    def _read_once(self, job_id: str) -> asyncio.Future[JobRecord | None]:
+        reading = self._reading.get(job_id)
+        if reading is None or reading.get_loop() is not asyncio.get_running_loop():
+            reading = asyncio.ensure_future(self._read(job_id))
+            self._reading[job_id] = reading
+            reading.add_done_callback(lambda done: self._finished_reading(job_id, done))
+        return reading
+
+    def _finished_reading(self, job_id: str, done: asyncio.Future[JobRecord | None]) -> None:
+        if self._reading.get(job_id) is done:
+            del self._reading[job_id]
+        if not done.cancelled():
+            done.exception()  # a refresh nobody awaited must not warn "never retrieved"
+
+    async def _read(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            epoch = self._epoch
+        job = await anyio.to_thread.run_sync(self._store.get, job_id)
+        with self._lock:
+            if job is None or not job.status.is_final:
+                self._entries.pop(job_id, None)
+            elif epoch == self._epoch:  # else a change announced meanwhile may be newer
+                self._entries[job_id] = (self._clock(), job)
+                self._entries.move_to_end(job_id)
+                while len(self._entries) > self._max:
+                    self._entries.popitem(last=False)
+        return job
 
 
 @dataclass

@@ -295,6 +295,10 @@ class Settings(BaseSettings):
     """Open client connections the API holds at once; beyond it requests get 503 at once."""
     read_timeout_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
     """Longest pause while a client sends its request (headers or body)."""
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+    """The API's event loop. asyncio by default: under saturation uvloop held some
+    responses back for up to a second on our benchmark machine (p99 10x the median,
+    docs/benchmarks.md), where asyncio answered evenly at the same throughput."""
     body_timeout_seconds: float = Field(default=300.0, gt=0.0, le=24 * 3600.0)
     """Longest time a client may take to send a whole request body."""
 

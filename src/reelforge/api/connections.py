@@ -90,6 +90,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     _raise_open_files_limit(settings.max_connections + FILES_PER_CONNECTION_MARGIN)
     options: dict[str, Any] = {
         "limit_concurrency": settings.max_connections,
+        "loop": settings.event_loop,
         "timeout_keep_alive": 5,
         # On SIGTERM, requests still running (long-polls of connected clients, event
         # streams) get this long before they are cut; workers drain separately.

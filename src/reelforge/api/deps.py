@@ -36,7 +36,8 @@ class Services:
     openai: OpenAIVideos
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain ``def`` dependency in a thread, a hop per request.
     return request.app.state.services
 
 

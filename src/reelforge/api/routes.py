@@ -125,7 +125,7 @@ async def get_generation(
         )
         documents = [await _document(request, services, job) for job in page.jobs]
         return GenerationList(data=documents, has_more=page.has_more, next_cursor=page.next_cursor)
-    job = await run_in_threadpool(services.generations.get, generation_id, principal)
+    job = await services.generations.read(generation_id, principal)
     if wait is not None:
         response.headers["X-Reelforge-Wait"] = f"{wait:g}"
         job = await _unless_disconnected(
@@ -211,7 +211,7 @@ async def generation_events(
     on every change of status, stage or progress; a keep-alive comment every 15 s; the
     stream ends after the final state. ``Last-Event-ID`` resumes (event ids are the job's
     revision)."""
-    job = await run_in_threadpool(services.generations.get, generation_id, principal)
+    job = await services.generations.read(generation_id, principal)
     seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
 
     async def events() -> AsyncIterator[ServerSentEvent]:

@@ -76,6 +76,7 @@ class EventHub:
         self.transport = transport
         self._work = {kind: threading.Condition() for kind in WORK_KINDS}
         self._watchers: dict[str, set[Callable[[], None]]] = {}
+        self._any_job: list[Callable[[str], None]] = []
         self._lock = threading.Lock()
         self._started = False
 
@@ -153,9 +154,18 @@ class EventHub:
 
         return unwatch
 
+    def watch_all(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(job_id)`` (from any thread) whenever any job changes: for
+        caches of job records, which must forget a job as soon as it changes."""
+        with self._lock:
+            self._any_job.append(callback)
+
     def _job_changed(self, job_id: str) -> None:
         with self._lock:
+            everyone = list(self._any_job)
             callbacks = list(self._watchers.get(job_id, ()))
+        for listener in everyone:
+            listener(job_id)
         for callback in callbacks:
             callback()
 

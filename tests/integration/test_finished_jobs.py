@@ -1,0 +1,161 @@
+"""The API's memory of finished jobs (``live.FinishedJobs``): served without a database
+read, forgotten the moment the job changes, here or in another process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from reelforge.jobs import JobStatus, JobStore, NewJob
+from reelforge.jobs.db import make_engine, upgrade
+from reelforge.jobs.events import EventHub, transport_for
+from reelforge.live import FinishedJobs
+
+
+class CountingStore(JobStore):
+    """A real store that counts the single-job reads the cache makes."""
+
+    reads = 0
+
+    def get(self, job_id: str):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return super().get(job_id)
+
+
+def _new(store: JobStore, job_id: str) -> None:
+    store.create(
+        NewJob(id=job_id, model="veo2", owner="o", params={}, seed=1, credits=1, video_token="t")
+    )
+
+
+def _finish(store: JobStore, job_id: str) -> None:
+    claimed = store.claim("w1", lease_seconds=30, max_attempts=3)
+    assert claimed is not None and claimed.id == job_id
+    assert store.complete(job_id, "w1", video_key="videos/t/output.mp4", video_size=10)
+
+
+@pytest.fixture
+def two_processes(tmp_path):
+    """Two stores on separate engines and hubs: an API process and a worker process
+    sharing one SQLite file (the events travel as Unix datagrams)."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    api_engine, worker_engine = make_engine(url), make_engine(url)
+    upgrade(api_engine)
+    api = CountingStore(api_engine, events=EventHub(transport_for(api_engine)))
+    worker = JobStore(worker_engine, events=EventHub(transport_for(worker_engine)))
+    api.events.start()
+    worker.events.start()
+    yield api, worker
+    worker.events.stop()
+    api.events.stop()
+    api_engine.dispose()
+    worker_engine.dispose()
+
+
+def test_a_finished_job_is_read_once_and_a_running_one_every_time(two_processes) -> None:
+    api, worker = two_processes
+    cache = FinishedJobs(api)
+    heard = threading.Semaphore(0)
+    api.events.watch_all(lambda job_id: heard.release())
+
+    async def scenario() -> None:
+        _new(api, "j1:veo2")
+        assert (await cache.get("j1:veo2")).status is JobStatus.QUEUED
+        assert (await cache.get("j1:veo2")).status is JobStatus.QUEUED
+        assert api.reads == 2  # unfinished jobs change: never served from memory
+        while heard.acquire(blocking=False):
+            pass
+        _finish(worker, "j1:veo2")
+        for _ in range(2):  # the claim's event, then the completion's (in order)
+            assert await asyncio.to_thread(heard.acquire, True, 5)
+        assert (await cache.get("j1:veo2")).status is JobStatus.COMPLETED
+        reads = api.reads
+        for _ in range(50):
+            assert (await cache.get("j1:veo2")).status is JobStatus.COMPLETED
+        assert api.reads == reads
+
+    asyncio.run(scenario())
+
+
+def test_a_delete_in_another_process_is_seen_at_once(two_processes) -> None:
+    api, worker = two_processes
+    cache = FinishedJobs(api)
+    forgotten = threading.Event()
+    api.events.watch_all(lambda job_id: forgotten.set())
+
+    async def scenario() -> None:
+        _new(worker, "j2:veo2")
+        _finish(worker, "j2:veo2")
+        assert (await cache.get("j2:veo2")).status is JobStatus.COMPLETED
+        forgotten.clear()
+        worker.delete("j2:veo2", "o")
+        # The datagram arrives on the API side's listener thread; from then on the
+        # cache must not answer from memory (the TTL is far away: 2 s).
+        assert await asyncio.to_thread(forgotten.wait, 5)
+        assert await cache.get("j2:veo2") is None
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_misses_share_one_read_and_stale_entries_refresh_behind(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    upgrade(engine)
+    store = CountingStore(engine)
+    now = [0.0]
+    cache = FinishedJobs(store, ttl=2.0, clock=lambda: now[0])
+    _new(store, "j3:veo2")
+    _finish(store, "j3:veo2")
+
+    async def scenario() -> None:
+        jobs = await asyncio.gather(*(cache.get("j3:veo2") for _ in range(20)))
+        assert {job.status for job in jobs} == {JobStatus.COMPLETED}
+        assert store.reads == 1
+        now[0] = 3.0  # past the TTL, within twice it: answered at once, refreshed behind
+        assert (await cache.get("j3:veo2")).status is JobStatus.COMPLETED
+        deadline = time.monotonic() + 10
+        while store.reads < 2:
+            assert time.monotonic() < deadline, "no refresh behind the answer"
+            await asyncio.sleep(0.01)
+        store.delete("j3:veo2", "o")  # no transport: the hub tells this process itself
+        assert await cache.get("j3:veo2") is None
+        now[0] = 100.0
+
+    asyncio.run(scenario())
+    engine.dispose()
+
+
+def test_a_change_announced_during_a_read_keeps_the_read_out_of_memory(tmp_path) -> None:
+    """A read that began before a change was announced may hold the old state: it is
+    answered but not remembered."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    upgrade(engine)
+    reading = threading.Event()
+    release = threading.Event()
+
+    class SlowStore(CountingStore):
+        def get(self, job_id: str):  # type: ignore[no-untyped-def]
+            found = super().get(job_id)
+            reading.set()
+            release.wait(5)
+            return found
+
+    store = SlowStore(engine)
+    cache = FinishedJobs(store)
+    _new(store, "j4:veo2")
+    _finish(store, "j4:veo2")
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(cache.get("j4:veo2"))
+        assert await asyncio.to_thread(reading.wait, 5)
+        cache.forget("j4:veo2")  # e.g. the retention sweep marked it meanwhile
+        release.set()
+        assert (await first).status is JobStatus.COMPLETED
+        reads = store.reads
+        await cache.get("j4:veo2")
+        assert store.reads == reads + 1  # not served from memory
+
+    asyncio.run(scenario())
+    engine.dispose()
