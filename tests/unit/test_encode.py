@@ -223,3 +223,20 @@ def test_probe_rejects_files_that_are_not_video(tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"not really a movie" * 10)
     with pytest.raises(EngineError):
         probe_mp4(path)
+
+
+def test_planar_frames_encode_to_the_same_bytes_as_interleaved_ones(tmp_path: Path) -> None:
+    """Renderers may hand the encoder views of (3, h, w) planes (``planar_frame``) to
+    skip interleaving; the video must not change."""
+    from reelforge.media.clip import planar_frame
+
+    frames = list(moving_frames(6))
+    planar = [planar_frame(np.ascontiguousarray(frame.transpose(2, 0, 1))) for frame in frames]
+    assert all(view.shape == frames[0].shape and not view.flags.c_contiguous for view in planar)
+    outputs = []
+    for name, source in (("packed", frames), ("planar", planar)):
+        path = tmp_path / f"{name}.mp4"
+        clip = Clip(width=WIDTH, height=HEIGHT, frame_count=6, fps=24, frames=iter(source))
+        encode_mp4(clip, path, threads=1)
+        outputs.append(path.read_bytes())
+    assert outputs[0] == outputs[1]

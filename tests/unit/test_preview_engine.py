@@ -307,3 +307,28 @@ def test_full_pipeline_at_720p(tmp_path: Path) -> None:
     assert (probe.width, probe.height, probe.fps) == (1280, 720, 24.0)
     assert probe.audio_codec == "aac"
     assert probe.faststart
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs"),
+    [
+        ("veo2", None),
+        ("veo2", "zoom"),
+        ("veo2/image-to-video", "image"),
+        ("veo2/image-to-video", "push"),
+    ],
+)
+def test_rendering_on_several_threads_gives_the_same_frames(model: str, inputs: str | None) -> None:
+    prompt = {"zoom": "slow zoom in on a desert", "push": "push in on the harbour"}.get(
+        inputs or "", "a quiet valley"
+    )
+    given = Inputs()
+    if inputs in ("image", "push"):
+        ramp = np.linspace(0, 255, 640 * 480 * 3).reshape(480, 640, 3).astype(np.uint8)
+        given = Inputs(image=Image.fromarray(ramp))
+    req = request(prompt, model=model)
+    one, three = (
+        list(PreviewEngine(render_threads=threads).generate(req, given, JobContext()).frames)
+        for threads in (1, 3)
+    )
+    assert digest(one) == digest(three)

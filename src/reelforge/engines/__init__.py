@@ -34,9 +34,12 @@ class EngineFactory:
 
 
 def _preview(settings: Settings) -> Engine:
-    from reelforge.engines.preview import PreviewEngine
+    from reelforge.engines.preview.engine import RENDER_THREADS, PreviewEngine
 
-    return PreviewEngine(latency_seconds=settings.preview_latency_seconds)
+    return PreviewEngine(
+        latency_seconds=settings.preview_latency_seconds,
+        render_threads=1 if settings.encoder_threads == 1 else RENDER_THREADS,
+    )
 
 
 def _diffusers(settings: Settings) -> Engine:

@@ -53,3 +53,11 @@ class Clip:
     price table's charge. ``None``: charge the published price."""
     facts: dict[str, object] = field(default_factory=dict)
     """Facts worth reporting with the job (e.g. ``{"upstream_id": ...}``); JSON-able."""
+
+
+def planar_frame(planes: np.ndarray) -> np.ndarray:
+    """An (height, width, 3) frame over contiguous (3, height, width) uint8 planes.
+
+    Renderers that compute planes (numpy is fastest along long rows) return this view
+    instead of interleaving; the encoder reads the planes directly."""
+    return planes.transpose(1, 2, 0)

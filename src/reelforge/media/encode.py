@@ -263,22 +263,30 @@ def _check_frame(array: object, expected: tuple[int, int, int], index: int) -> N
 class _Converter:
     """RGB → yuv420p with the BT.709 matrix, so the pixels match the tags we write.
 
-    One RGB frame is reused and filled with a single buffer copy when its rows are not
-    padded (``VideoFrame.from_ndarray`` copies row by row and costs several times more).
+    A frame is an (height, width, 3) array either way; when it is a view of planar data
+    (``planar_frame``), its three planes go to swscale as they are (``gbrp``), which
+    spares the renderer interleaving them. Otherwise one RGB frame is reused and filled
+    with a single buffer copy when its rows are not padded (``VideoFrame.from_ndarray``
+    copies row by row and costs several times more). Both give the same pixels.
     """
 
     def __init__(self, width: int, height: int, threads: int) -> None:
+        self.width = width
         self.rgb = av.VideoFrame(width, height, "rgb24")
         self.packed = self.rgb.planes[0].line_size == width * 3
+        self.gbr: av.VideoFrame | None = None
         self.threads = threads
 
     def convert(self, array: np.ndarray, index: int, fps: int) -> av.VideoFrame:
-        if self.packed:
+        planes = _planes_of(array)
+        if planes is not None:
+            source = self._from_planes(planes)
+        elif self.packed:
             self.rgb.planes[0].update(np.ascontiguousarray(array))
-            rgb = self.rgb
+            source = self.rgb
         else:
-            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-        frame = rgb.reformat(
+            source = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+        frame = source.reformat(
             format="yuv420p",
             src_colorspace=Colorspace.ITU709,
             dst_colorspace=Colorspace.ITU709,
@@ -291,6 +299,31 @@ class _Converter:
         frame.pts = index
         frame.time_base = Fraction(1, fps)
         return frame
+
+    def _from_planes(self, planes: np.ndarray) -> av.VideoFrame:
+        if self.gbr is None:
+            self.gbr = av.VideoFrame(self.width, planes.shape[1], "gbrp")
+        if self.gbr.planes[0].line_size != self.width:  # padded rows: copy row by row
+            return av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(planes.transpose(1, 2, 0)), format="rgb24"
+            )
+        for plane, channel in zip(self.gbr.planes, (1, 2, 0), strict=True):  # G, B, R
+            plane.update(planes[channel])
+        return self.gbr
+
+
+def _planes_of(array: np.ndarray) -> np.ndarray | None:
+    base = array.base
+    if (
+        isinstance(base, np.ndarray)
+        and base.dtype == np.uint8
+        and base.ndim == 3
+        and base.shape == (3, *array.shape[:2])
+        and base.flags.c_contiguous
+        and array.strides == (base.strides[1], base.strides[2], base.strides[0])
+    ):
+        return base
+    return None
 
 
 def _prepare_audio(audio: Audio, frame_count: int, fps: int) -> np.ndarray:

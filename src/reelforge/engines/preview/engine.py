@@ -3,14 +3,18 @@
 It stands in for Veo wherever no GPU or upstream is configured (development, CI, demos).
 Output is deterministic: the same request gives bit-identical frames and audio, and a
 different seed gives a visibly different clip. Frames are rendered lazily as the encoder
-pulls them; ``latency_seconds`` emulates an upstream's wait by pacing those frames, so
-progress advances smoothly instead of jumping at the end.
+pulls them, a few frames ahead on ``render_threads`` threads (frames are independent, so
+which thread renders a frame does not change it); ``latency_seconds`` emulates an
+upstream's wait by pacing those frames, so progress advances smoothly instead of jumping
+at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -41,6 +45,10 @@ class Renderer(Protocol):
 
 PROGRESS_STEP = 0.01
 """Smallest progress advance reported, as a fraction of the clip."""
+RENDER_THREADS = 2
+"""Threads rendering a clip's frames while the encoder encodes: on the benchmark machine
+one thread was the critical path of a job (Pillow's resampling for camera moves), two
+kept x264 fed (docs/benchmarks.md)."""
 
 
 class PreviewEngine:
@@ -49,10 +57,13 @@ class PreviewEngine:
 
     name = "preview"
 
-    def __init__(self, latency_seconds: float = 0.0) -> None:
+    def __init__(self, latency_seconds: float = 0.0, render_threads: int = RENDER_THREADS) -> None:
         if latency_seconds < 0:
             raise ValueError("latency_seconds must be >= 0")
+        if render_threads < 1:
+            raise ValueError("render_threads must be >= 1")
         self.latency_seconds = latency_seconds
+        self.render_threads = render_threads
 
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities(inputs=frozenset(INPUT_KINDS))
@@ -73,16 +84,21 @@ class PreviewEngine:
         scene = parse_scene(request.prompt, request.negative_prompt, request.seed)
         size = (request.width, request.height)
         count = request.frame_count
-        camera_rng = rng_for(request.seed, request.prompt, "camera")
+
+        def camera_rng() -> np.random.Generator:
+            # A fresh generator per renderer: each render thread makes its own renderer,
+            # and each must draw the same camera.
+            return rng_for(request.seed, request.prompt, "camera")
 
         def text() -> TextToVideo:
             return TextToVideo(scene, size, count, request.fps, request.seed, request.prompt)
 
         renderer: Callable[[], Renderer]
         facts: dict[str, object] = {"preview_scene": scene.describe()}
+        threads = self.render_threads
         if inputs.video is not None:
             video = inputs.video
-            extension = ExtendVideo(video, size, request.fps, count, request.prompt, camera_rng)
+            extension = ExtendVideo(video, size, request.fps, count, request.prompt, camera_rng())
             count = extension.frame_count
             facts = {
                 "preview_camera": camera_for(request.prompt),
@@ -92,11 +108,12 @@ class PreviewEngine:
             def renderer() -> Renderer:
                 return extension
 
+            threads = 1  # one continuation object, shared: not to be used by two threads
         elif inputs.image is not None:
             image, tail = inputs.image, inputs.last_frame
 
             def renderer() -> Renderer:
-                return ImageToVideo(image, tail, size, count, request.prompt, camera_rng)
+                return ImageToVideo(image, tail, size, count, request.prompt, camera_rng())
 
             facts = {"preview_camera": camera_for(request.prompt)}
         elif inputs.references:
@@ -110,7 +127,7 @@ class PreviewEngine:
             last = inputs.last_frame
 
             def renderer() -> Renderer:
-                return EndingOn(text(), last, size, count, request.prompt, camera_rng)
+                return EndingOn(text(), last, size, count, request.prompt, camera_rng())
 
         else:
             renderer = text
@@ -120,7 +137,7 @@ class PreviewEngine:
                 scene, count / request.fps, rng_for(request.seed, request.prompt, "audio")
             )
             audio = Audio(samples=samples, sample_rate=AUDIO_SAMPLE_RATE_HZ)
-        frames = _paced(renderer, count, self.latency_seconds, job)
+        frames = _paced(renderer, count, self.latency_seconds, job, threads)
         return Clip(
             width=request.width,
             height=request.height,
@@ -146,12 +163,13 @@ def _paced(
     count: int,
     latency_seconds: float,
     job: JobContext,
+    threads: int,
 ) -> Iterator[np.ndarray]:
     """Yield the rendered frames, sleeping so the whole clip takes at least the latency."""
     job.report(0.0, "rendering")
     start = time.monotonic()
     reported = 0.0
-    with contextlib.closing(_prefetched(renderer, count)) as frames:
+    with contextlib.closing(_prefetched(renderer, count, threads)) as frames:
         for index, frame in enumerate(frames):
             job.raise_if_cancelled()
             done = (index + 1) / count
@@ -165,21 +183,30 @@ def _paced(
             yield frame
 
 
-def _prefetched(make: Callable[[], Renderer], count: int) -> Iterator[np.ndarray]:
-    """Render frame i + 1 on a helper thread while the caller encodes frame i.
+def _prefetched(make: Callable[[], Renderer], count: int, threads: int) -> Iterator[np.ndarray]:
+    """Render the next frames on ``threads`` helper threads while the caller encodes.
 
-    numpy, Pillow and the encoder release the GIL in their inner loops, so with two cores
-    rendering overlaps encoding. One thread renders every frame in order, so the output
-    is the same as rendering inline; at most one frame is rendered ahead.
+    numpy, Pillow and the encoder release the GIL in their inner loops, so rendering
+    overlaps encoding. Each thread makes its own renderer (they keep scratch buffers),
+    and frames are independent, so the output is the same as rendering inline, in order;
+    at most ``threads + 1`` frames are rendered ahead.
     """
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview-render")
+    local = threading.local()
+
+    def render(index: int) -> np.ndarray:
+        renderer = getattr(local, "renderer", None)
+        if renderer is None:
+            renderer = local.renderer = make()
+        return renderer.frame(index)
+
+    ahead = threads + 1
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="preview-render")
     try:
-        renderer = pool.submit(make).result()
-        pending = pool.submit(renderer.frame, 0)
+        pending = deque(pool.submit(render, index) for index in range(min(ahead, count)))
         for index in range(count):
-            frame = pending.result()
-            if index + 1 < count:
-                pending = pool.submit(renderer.frame, index + 1)
+            frame = pending.popleft().result()
+            if index + ahead < count:
+                pending.append(pool.submit(render, index + ahead))
             yield frame
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -26,6 +26,7 @@ from reelforge.engines.preview.layers import (
 from reelforge.engines.preview.particles import Bursts, Particles
 from reelforge.engines.preview.scene import Color, Scene, rng_for
 from reelforge.engines.preview.sprites import Subject, disc
+from reelforge.media.clip import planar_frame
 
 PARTICLE_KINDS = ("rain", "snowfall", "embers", "fireflies", "bubbles", "dust")
 ZOOM_RANGE = 0.18
@@ -202,16 +203,13 @@ class TextToVideo:
         return rows
 
     def _finish(self, frame: np.ndarray) -> np.ndarray:
-        """Optional greyscale, then clip to uint8 and interleave to (height, width, 3)."""
+        """Optional greyscale, then clip to uint8: an (height, width, 3) view of the planes."""
         if self.scene.greyscale:
             luma = frame[0] * _LUMA[0] + frame[1] * _LUMA[1] + frame[2] * _LUMA[2]
             frame[:] = luma[None]
         planes = np.empty((3, self.height, self.width), dtype=np.uint8)
         np.clip(frame, 0.0, 255.0, out=planes, casting="unsafe")
-        out = np.empty((self.height, self.width, 3), dtype=np.uint8)
-        for channel in range(3):
-            out[..., channel] = planes[channel]
-        return out
+        return planar_frame(planes)  # no interleaving: the encoder takes the planes
 
     def _zoom(self, image: np.ndarray, progress: float) -> np.ndarray:
         ease = progress * progress * (3 - 2 * progress) * 0.7 + progress * 0.3
