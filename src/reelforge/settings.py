@@ -218,7 +218,7 @@ class Settings(BaseSettings):
 
     encoder_threads: int = Field(default=0, ge=0, le=64)
     """libx264 threads per job: 0 lets x264 decide; 1 keeps each job on one core, for as
-    many worker processes as cores (the preview engine then renders on one thread too)."""
+    many worker processes as cores (the preview engine then renders in the same thread)."""
 
     lease_seconds: float = Field(default=30.0, gt=0.5, le=3600.0)
     """How long a claimed job stays owned without a heartbeat before others may rerun it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from reelforge.media.clip import Clip
@@ -59,3 +60,40 @@ def test_a_short_video_gets_as_many_tiles_as_frames(tmp_path: Path) -> None:
     )
     sheet = make_posters(video, 3, tmp_path / "t.jpg", tmp_path / "s.jpg")
     assert (sheet.columns, sheet.rows, sheet.frames) == (3, 1, 3)
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_posters_kept_while_encoding_match_the_decoded_ones(tmp_path: Path, planar: bool) -> None:
+    """The worker keeps the posters' frames as they pass into the encoder instead of
+    decoding the video again: the pictures must be the same (up to compression), for
+    interleaved frames and for renderers' planar ones."""
+    from reelforge.media.clip import planar_frame
+    from reelforge.media.posters import Posters
+
+    frames = [np.full((HEIGHT, WIDTH, 3), shade(i), dtype=np.uint8) for i in range(FRAMES)]
+    frames[0][: HEIGHT // 2] = 250  # a top half that the thumbnail must show
+    frames[0][:, : WIDTH // 4, 0] = 0  # and a cyan strip (channel order matters)
+    if planar:
+        frames = [planar_frame(np.ascontiguousarray(f.transpose(2, 0, 1))) for f in frames]
+    posters = Posters(FRAMES)
+    video = tmp_path / "v.mp4"
+    encode_mp4(
+        Clip(width=WIDTH, height=HEIGHT, frame_count=FRAMES, fps=24, frames=posters.tap(frames)),
+        video,
+        preset="ultrafast",
+    )
+    assert posters.complete
+    kept = posters.write(tmp_path / "kt.jpg", tmp_path / "ks.jpg")
+    decoded = make_posters(video, FRAMES, tmp_path / "dt.jpg", tmp_path / "ds.jpg")
+    assert kept == decoded
+    for name in ("t", "s"):
+        with Image.open(tmp_path / f"k{name}.jpg") as a, Image.open(tmp_path / f"d{name}.jpg") as b:
+            assert a.size == b.size
+            difference = np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+            assert difference.mean() < 3
+    with Image.open(tmp_path / "kt.jpg") as image:
+        rgb = np.asarray(image).astype(float)
+    top = rgb[: HEIGHT // 2 - 4, WIDTH // 4 + 4 :]
+    assert top.mean() > 240 and rgb[HEIGHT // 2 + 4 :, WIDTH // 4 + 4 :].mean() < 40
+    strip = rgb[: HEIGHT // 2 - 4, : WIDTH // 4 - 4]
+    assert strip[..., 0].mean() < 30 and strip[..., 1].mean() > 220

@@ -38,7 +38,8 @@ def _preview(settings: Settings) -> Engine:
 
     return PreviewEngine(
         latency_seconds=settings.preview_latency_seconds,
-        render_threads=1 if settings.encoder_threads == 1 else RENDER_THREADS,
+        # One x264 thread means one core per job: render in the encoding thread too.
+        render_threads=0 if settings.encoder_threads == 1 else RENDER_THREADS,
     )
 
 

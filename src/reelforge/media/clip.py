@@ -61,3 +61,20 @@ def planar_frame(planes: np.ndarray) -> np.ndarray:
     Renderers that compute planes (numpy is fastest along long rows) return this view
     instead of interleaving; the encoder reads the planes directly."""
     return planes.transpose(1, 2, 0)
+
+
+def planes_of(array: np.ndarray) -> np.ndarray | None:
+    """The (3, height, width) planes behind a ``planar_frame`` view, else ``None``."""
+    import numpy as np
+
+    base = array.base
+    if (
+        isinstance(base, np.ndarray)
+        and base.dtype == np.uint8
+        and base.ndim == 3
+        and base.shape == (3, *array.shape[:2])
+        and base.flags.c_contiguous
+        and array.strides == (base.strides[1], base.strides[2], base.strides[0])
+    ):
+        return base
+    return None

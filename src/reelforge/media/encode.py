@@ -27,7 +27,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from reelforge.errors import DISK_FULL_RETRY_SECONDS, EngineError, InsufficientStorage
 from reelforge.logs import throttle
-from reelforge.media.clip import AUDIO_SAMPLE_RATE_HZ, Audio, Clip, ReportProgress
+from reelforge.media.clip import AUDIO_SAMPLE_RATE_HZ, Audio, Clip, ReportProgress, planes_of
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class _Converter:
         self.threads = threads
 
     def convert(self, array: np.ndarray, index: int, fps: int) -> av.VideoFrame:
-        planes = _planes_of(array)
+        planes = planes_of(array)
         if planes is not None:
             source = self._from_planes(planes)
         elif self.packed:
@@ -310,20 +310,6 @@ class _Converter:
         for plane, channel in zip(self.gbr.planes, (1, 2, 0), strict=True):  # G, B, R
             plane.update(planes[channel])
         return self.gbr
-
-
-def _planes_of(array: np.ndarray) -> np.ndarray | None:
-    base = array.base
-    if (
-        isinstance(base, np.ndarray)
-        and base.dtype == np.uint8
-        and base.ndim == 3
-        and base.shape == (3, *array.shape[:2])
-        and base.flags.c_contiguous
-        and array.strides == (base.strides[1], base.strides[2], base.strides[0])
-    ):
-        return base
-    return None
 
 
 def _prepare_audio(audio: Audio, frame_count: int, fps: int) -> np.ndarray:

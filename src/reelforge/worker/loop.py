@@ -41,7 +41,7 @@ from reelforge.logs import job_id_var, throttle
 from reelforge.media.encode import encode_mp4
 from reelforge.media.fit import aspect_for, aspect_of
 from reelforge.media.netguard import FetchPolicy
-from reelforge.media.posters import make_posters
+from reelforge.media.posters import Posters, make_posters
 from reelforge.prompts import build_enhancer
 from reelforge.settings import Settings
 from reelforge.storage import Storage
@@ -277,12 +277,14 @@ class Worker:
         )
         self.engines.check(engine, request, inputs)
         clip = engine.generate(request, inputs, context.scaled(PROGRESS_INPUTS, PROGRESS_STORING))
+        posters: Posters | None = None
         if clip.file is not None:
             source = clip.file
         else:
             # Frames are rendered as the encoder pulls them, so the engine's progress
-            # already covers encoding.
-            frames = clip.frames or ()
+            # already covers encoding; the posters' frames are kept on the way.
+            posters = Posters(clip.frame_count)
+            frames = posters.tap(clip.frames or ())
             clip.frames = _stop_when_cancelled(frames, context)
             encode_mp4(
                 clip,
@@ -295,7 +297,7 @@ class Worker:
         context.report(PROGRESS_STORING, "storing")
         key = video_key(job.video_token)
         try:
-            posters = self._store_posters(job, key, source, clip.frame_count)
+            has_posters = self._store_posters(job, key, source, clip.frame_count, posters)
             size = self.storage.put_file(key, source, "video/mp4")
         finally:
             source.unlink(missing_ok=True)  # a backend that copied leaves the source behind
@@ -306,18 +308,24 @@ class Worker:
             "has_audio": clip.audio is not None,
             "engine": engine.name,
             "prompt_used": prompt,
-            "posters": posters,
+            "posters": has_posters,
             **clip.facts,
         }
         return size, info, clip.credits_used
 
-    def _store_posters(self, job: JobRecord, key: str, video: Path, frame_count: int) -> bool:
-        """Store the thumbnail and sprite sheet beside the video; a failure costs only
-        the posters (logged), never the video."""
+    def _store_posters(
+        self, job: JobRecord, key: str, video: Path, frame_count: int, posters: Posters | None
+    ) -> bool:
+        """Store the thumbnail and sprite sheet beside the video (from the frames kept
+        while encoding, else decoded from the file); a failure costs only the posters
+        (logged), never the video."""
         thumbnail = video.with_name(f"{video.stem}.thumbnail.jpg")
         sprites = video.with_name(f"{video.stem}.spritesheet.jpg")
         try:
-            make_posters(video, frame_count, thumbnail, sprites)
+            if posters is not None and posters.complete:
+                posters.write(thumbnail, sprites)
+            else:
+                make_posters(video, frame_count, thumbnail, sprites)
             self.storage.put_file(beside_video(key, THUMBNAIL_FILE_NAME), thumbnail, "image/jpeg")
             self.storage.put_file(beside_video(key, SPRITESHEET_FILE_NAME), sprites, "image/jpeg")
             return True

@@ -4,9 +4,9 @@ It stands in for Veo wherever no GPU or upstream is configured (development, CI,
 Output is deterministic: the same request gives bit-identical frames and audio, and a
 different seed gives a visibly different clip. Frames are rendered lazily as the encoder
 pulls them, a few frames ahead on ``render_threads`` threads (frames are independent, so
-which thread renders a frame does not change it); ``latency_seconds`` emulates an
-upstream's wait by pacing those frames, so progress advances smoothly instead of jumping
-at the end.
+which thread renders a frame does not change it; 0 renders in the encoding thread);
+``latency_seconds`` emulates an upstream's wait by pacing those frames, so progress
+advances smoothly instead of jumping at the end.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ class PreviewEngine:
     def __init__(self, latency_seconds: float = 0.0, render_threads: int = RENDER_THREADS) -> None:
         if latency_seconds < 0:
             raise ValueError("latency_seconds must be >= 0")
-        if render_threads < 1:
-            raise ValueError("render_threads must be >= 1")
+        if render_threads < 0:
+            raise ValueError("render_threads must be >= 0")
         self.latency_seconds = latency_seconds
         self.render_threads = render_threads
 
@@ -108,7 +108,7 @@ class PreviewEngine:
             def renderer() -> Renderer:
                 return extension
 
-            threads = 1  # one continuation object, shared: not to be used by two threads
+            threads = min(threads, 1)  # one continuation object: never two threads at once
         elif inputs.image is not None:
             image, tail = inputs.image, inputs.last_frame
 
@@ -184,13 +184,19 @@ def _paced(
 
 
 def _prefetched(make: Callable[[], Renderer], count: int, threads: int) -> Iterator[np.ndarray]:
-    """Render the next frames on ``threads`` helper threads while the caller encodes.
+    """Render the next frames on ``threads`` helper threads while the caller encodes
+    (with none, each frame when it is asked for).
 
     numpy, Pillow and the encoder release the GIL in their inner loops, so rendering
     overlaps encoding. Each thread makes its own renderer (they keep scratch buffers),
     and frames are independent, so the output is the same as rendering inline, in order;
     at most ``threads + 1`` frames are rendered ahead.
     """
+    if threads == 0:
+        renderer = make()
+        for index in range(count):
+            yield renderer.frame(index)
+        return
     local = threading.local()
 
     def render(index: int) -> np.ndarray:
