@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +21,7 @@ from benchmarks.core import (
     HEADERS,
     Result,
     Scale,
+    Server,
     anchor_server,
     load,
     percentile,
@@ -28,8 +32,19 @@ CONNECTIONS = 64
 CREATE_BODY = json.dumps({"model": "veo2", "prompt": "a lighthouse at dusk"}).encode()
 
 
-def _completed_job(url: str) -> str:
-    job = httpx.post(f"{url}/v2/video/generations", headers=HEADERS, content=CREATE_BODY).json()[
+def _database_key(server: Server) -> str:
+    created = subprocess.run(
+        [sys.executable, "-m", "reelforge", "keys", "create", "--name", "bench"],
+        env={**os.environ, "REELFORGE_HOME": str(server.home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return created.stdout.split()[0]  # the key alone on standard output
+
+
+def _completed_job(url: str, headers: dict[str, str] = HEADERS) -> str:
+    job = httpx.post(f"{url}/v2/video/generations", headers=headers, content=CREATE_BODY).json()[
         "id"
     ]
     deadline = time.monotonic() + 120
@@ -37,7 +52,7 @@ def _completed_job(url: str) -> str:
         state = httpx.get(
             f"{url}/v2/video/generations",
             params={"generation_id": job, "wait": 10},
-            headers=HEADERS,
+            headers=headers,
             timeout=30,
         ).json()
         if state["status"] == "completed":
@@ -66,6 +81,16 @@ def status_get_and_create(scale: Scale) -> list[Result]:
             seconds=seconds,
             headers=HEADERS,
         )
+        # The same with a key from the database (``reelforge keys create``): one read per
+        # request, never cached, so that a revoked key stops at once.
+        database_key = {"Authorization": f"Bearer {_database_key(server)}"}
+        job = _completed_job(server.url, database_key)
+        keyed = load(
+            f"{server.url}/v2/video/generations?generation_id={job}",
+            connections=connections,
+            seconds=seconds,
+            headers=database_key,
+        )
     # Creates queue jobs: no workers, so the engine does not compete for the CPU.
     with reelforge_server(REELFORGE_WORKERS="0") as server:
         created = load(
@@ -88,6 +113,15 @@ def status_get_and_create(scale: Scale) -> list[Result]:
             ">= 0.5x throughput, p99 <= 2x",
             throughput >= 0.5 and tail <= 2.0,
             f"p99 ratio {tail:.2f}x; errors {status.errors}",
+        ),
+        Result(
+            f"status GET as above, with a database key ({keyed.tool})",
+            f"{keyed.requests_per_second:,.0f} req/s, p99 {keyed.p99_ms:.0f} ms",
+            f"bare FastAPI {anchor_get.requests_per_second:,.0f} req/s",
+            keyed.requests_per_second / anchor_get.requests_per_second,
+            "report",
+            None,
+            f"errors {keyed.errors}",
         ),
         Result(
             f"create (POST), {connections} connections, no image ({created.tool})",

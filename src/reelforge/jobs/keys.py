@@ -17,8 +17,9 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from reelforge.errors import InvalidRequest, NotFound
@@ -55,7 +56,7 @@ class KeyLimits:
     priority: int = 1
     """Weight in fair scheduling."""
 
-    def merged(self, row: ApiKeyRow) -> KeyLimits:
+    def merged(self, row: Any) -> KeyLimits:
         """The key's own limits where it has them, these elsewhere."""
         own = {name: getattr(row, name) for name in LIMIT_FIELDS}
         return KeyLimits(
@@ -119,10 +120,19 @@ class Principal:
         return self.key_id is not None
 
 
+_AUTHENTICATE = select(
+    ApiKeyRow.id,
+    ApiKeyRow.revoked_at,
+    ApiKeyRow.webhook_url,
+    *(getattr(ApiKeyRow, name) for name in LIMIT_FIELDS),
+).where(ApiKeyRow.hash == bindparam("digest"))
+
+
 class KeyStore:
     def __init__(
         self, engine: Engine, static_keys: Iterable[str] = (), defaults: KeyLimits = KeyLimits()
     ) -> None:
+        self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         # Keys from REELFORGE_API_KEYS: owner derived from the hash, never the key.
         self._static = {hash_key(key): f"env:{hash_key(key)[:12]}" for key in static_keys if key}
@@ -206,17 +216,19 @@ class KeyStore:
         fixed = self.authenticate_fixed(key)
         if fixed is not None:
             return fixed
-        digest = hash_key(key)
-        with self._sessions.begin() as session:
-            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.hash == digest))
-            if row is None or row.revoked_at is not None:
-                return None
-            return Principal(
-                owner=row.id,
-                key_id=row.id,
-                webhook_url=row.webhook_url,
-                limits=self.defaults.merged(row),
-            )
+        # Every request of a database key runs this: one indexed read of the columns a
+        # principal needs, without an ORM session (a third of the cost). Never cached,
+        # so a revoked key is refused from the next request on, in every process.
+        with self._engine.connect() as connection:
+            row = connection.execute(_AUTHENTICATE, {"digest": hash_key(key)}).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return Principal(
+            owner=row.id,
+            key_id=row.id,
+            webhook_url=row.webhook_url,
+            limits=self.defaults.merged(row),
+        )
 
     def _row(self, session: Session, key_id: str) -> ApiKeyRow:
         row = session.get(ApiKeyRow, key_id)
