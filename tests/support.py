@@ -297,3 +297,27 @@ def upstream_options(**overrides: object) -> UpstreamOptions:
     values: dict = {"policy": FetchPolicy(allow=("localhost",)), "poll_seconds": 0.02}
     values.update(timeout_seconds=60.0, max_video_bytes=2**30)
     return UpstreamOptions(**{**values, **overrides})
+
+
+@contextlib.contextmanager
+def stores_in_two_processes(url: str, api_store: type | None = None):
+    """Two job stores on separate engines and event hubs, listening: an API process and
+    a worker process sharing one database (events cross as LISTEN/NOTIFY on
+    PostgreSQL, as Unix datagrams beside a SQLite file)."""
+    from reelforge.jobs import JobStore
+    from reelforge.jobs.db import make_engine, upgrade
+    from reelforge.jobs.events import EventHub, transport_for
+
+    api_engine, worker_engine = make_engine(url), make_engine(url)
+    upgrade(api_engine)
+    api = (api_store or JobStore)(api_engine, events=EventHub(transport_for(api_engine)))
+    worker = JobStore(worker_engine, events=EventHub(transport_for(worker_engine)))
+    worker.events.start()
+    api.events.start()
+    try:
+        yield api, worker
+    finally:
+        worker.events.stop()
+        api.events.stop()
+        api_engine.dispose()
+        worker_engine.dispose()

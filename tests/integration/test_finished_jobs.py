@@ -11,8 +11,8 @@ import pytest
 
 from reelforge.jobs import JobStatus, JobStore, NewJob
 from reelforge.jobs.db import make_engine, upgrade
-from reelforge.jobs.events import EventHub, transport_for
 from reelforge.live import FinishedJobs
+from support import stores_in_two_processes
 
 
 class CountingStore(JobStore):
@@ -39,20 +39,9 @@ def _finish(store: JobStore, job_id: str) -> None:
 
 @pytest.fixture
 def two_processes(tmp_path):
-    """Two stores on separate engines and hubs: an API process and a worker process
-    sharing one SQLite file (the events travel as Unix datagrams)."""
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    api_engine, worker_engine = make_engine(url), make_engine(url)
-    upgrade(api_engine)
-    api = CountingStore(api_engine, events=EventHub(transport_for(api_engine)))
-    worker = JobStore(worker_engine, events=EventHub(transport_for(worker_engine)))
-    api.events.start()
-    worker.events.start()
-    yield api, worker
-    worker.events.stop()
-    api.events.stop()
-    api_engine.dispose()
-    worker_engine.dispose()
+    """An API process's store and a worker process's, sharing one SQLite file."""
+    with stores_in_two_processes(f"sqlite:///{tmp_path / 'jobs.db'}", CountingStore) as pair:
+        yield pair
 
 
 def test_a_finished_job_is_read_once_and_a_running_one_every_time(two_processes) -> None:

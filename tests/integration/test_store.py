@@ -180,16 +180,9 @@ def test_job_events_reach_other_processes(shared_database_url) -> None:
     """Two stores on separate engines and hubs stand for two processes sharing a database:
     LISTEN/NOTIFY on PostgreSQL, Unix datagrams beside a SQLite file."""
     from reelforge.jobs import NewJob
-    from reelforge.jobs.db import make_engine, upgrade
-    from reelforge.jobs.events import EventHub, transport_for
+    from support import stores_in_two_processes
 
-    api_side, worker_side = make_engine(shared_database_url), make_engine(shared_database_url)
-    upgrade(api_side)
-    api = JobStore(api_side, events=EventHub(transport_for(api_side)))
-    worker = JobStore(worker_side, events=EventHub(transport_for(worker_side)))
-    worker.events.start()
-    api.events.start()
-    try:
+    with stores_in_two_processes(shared_database_url) as (api, worker):
         heard_new, heard_claim = threading.Event(), threading.Event()
         unwatch_worker = worker.events.watch("n1:veo2", heard_new.set)
         unwatch_api = api.events.watch("n1:veo2", heard_claim.set)
@@ -213,11 +206,6 @@ def test_job_events_reach_other_processes(shared_database_url) -> None:
         assert heard_claim.wait(5), "the API side did not hear about the claim"
         unwatch_worker()
         unwatch_api()
-    finally:
-        worker.events.stop()
-        api.events.stop()
-        api_side.dispose()
-        worker_side.dispose()
 
 
 def test_database_errors_never_carry_sql_parameters(db_engine) -> None:
