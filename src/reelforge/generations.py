@@ -258,13 +258,14 @@ class Generations:
         for key in keys:
             self._storage.delete(key)
 
-    def get(self, job_id: str, principal: Principal) -> JobRecord:
-        return _owned(self._store.get(job_id), job_id, principal)
-
     async def read(self, job_id: str, principal: Principal) -> JobRecord:
-        """``get`` for the event loop: a finished job comes from memory, without a thread
+        """The caller's job; a finished one comes from memory, without a thread
         (``live.FinishedJobs``)."""
-        return _owned(await self.finished.get(job_id), job_id, principal)
+        job = await self.finished.get(job_id)
+        # Another key's job is indistinguishable from a missing one.
+        if job is None or job.owner != principal.owner:
+            raise NotFound(f"Generation {job_id} not found")
+        return job
 
     def get_one_of(self, job_ids: list[str], principal: Principal, shown: str) -> JobRecord:
         """The caller's job among ``job_ids`` (ids another front door derives), in one
@@ -426,10 +427,3 @@ class Generations:
 def _visible(job: JobRecord) -> tuple[Any, ...]:
     """What a live stream reports a change of."""
     return job.status, job.stage, round(job.progress, 3)
-
-
-def _owned(job: JobRecord | None, job_id: str, principal: Principal) -> JobRecord:
-    # Another key's job is indistinguishable from a missing one.
-    if job is None or job.owner != principal.owner:
-        raise NotFound(f"Generation {job_id} not found")
-    return job

@@ -4,8 +4,9 @@ Finished jobs are read far more often than anything else (clients poll a complet
 again and again, and every download page does) and barely change: only a delete or the
 retention sweep touches them again. ``FinishedJobs`` keeps them in memory, so such a GET
 costs neither a database read nor a thread: an entry is dropped the moment a job event
-for it arrives (from this process or, through the store's transport, any other), and
-lives at most ``FALLBACK_SECONDS`` in case an event is lost.
+for it arrives (from this process or, through the store's transport, any other), and is
+read again every ``FALLBACK_SECONDS`` in case an event is lost (answered meanwhile, so
+never more than twice that old).
 
 Long-polls (``GET ...&wait=S``) and live event streams both wait for a job to change.
 Thousands of them must cost neither a thread nor a database read each, so one

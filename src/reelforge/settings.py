@@ -298,7 +298,7 @@ class Settings(BaseSettings):
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     """The API's event loop. asyncio by default: under saturation uvloop held some
     responses back for up to a second on our benchmark machine (p99 10x the median,
-    docs/benchmarks.md), where asyncio answered evenly at the same throughput."""
+    docs/performance.md), where asyncio answered evenly at the same throughput."""
     body_timeout_seconds: float = Field(default=300.0, gt=0.0, le=24 * 3600.0)
     """Longest time a client may take to send a whole request body."""
 

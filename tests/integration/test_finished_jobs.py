@@ -108,9 +108,12 @@ def test_concurrent_misses_share_one_read_and_stale_entries_refresh_behind(tmp_p
         while store.reads < 2:
             assert time.monotonic() < deadline, "no refresh behind the answer"
             await asyncio.sleep(0.01)
+        now[0] = 3.0 + 4.5  # more than twice the TTL since the refresh: read before answering
+        reads = store.reads
+        assert (await cache.get("j3:veo2")).status is JobStatus.COMPLETED
+        assert store.reads == reads + 1
         store.delete("j3:veo2", "o")  # no transport: the hub tells this process itself
         assert await cache.get("j3:veo2") is None
-        now[0] = 100.0
 
     asyncio.run(scenario())
     engine.dispose()

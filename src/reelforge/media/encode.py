@@ -271,16 +271,18 @@ class _Converter:
     """
 
     def __init__(self, width: int, height: int, threads: int) -> None:
-        self.width = width
         self.rgb = av.VideoFrame(width, height, "rgb24")
         self.packed = self.rgb.planes[0].line_size == width * 3
-        self.gbr: av.VideoFrame | None = None
+        self.gbr = av.VideoFrame(width, height, "gbrp")
+        self.planar = self.gbr.planes[0].line_size == width
         self.threads = threads
 
     def convert(self, array: np.ndarray, index: int, fps: int) -> av.VideoFrame:
-        planes = planes_of(array)
+        planes = planes_of(array) if self.planar else None
         if planes is not None:
-            source = self._from_planes(planes)
+            for plane, channel in zip(self.gbr.planes, (1, 2, 0), strict=True):  # G, B, R
+                plane.update(planes[channel])
+            source = self.gbr
         elif self.packed:
             self.rgb.planes[0].update(np.ascontiguousarray(array))
             source = self.rgb
@@ -299,17 +301,6 @@ class _Converter:
         frame.pts = index
         frame.time_base = Fraction(1, fps)
         return frame
-
-    def _from_planes(self, planes: np.ndarray) -> av.VideoFrame:
-        if self.gbr is None:
-            self.gbr = av.VideoFrame(self.width, planes.shape[1], "gbrp")
-        if self.gbr.planes[0].line_size != self.width:  # padded rows: copy row by row
-            return av.VideoFrame.from_ndarray(
-                np.ascontiguousarray(planes.transpose(1, 2, 0)), format="rgb24"
-            )
-        for plane, channel in zip(self.gbr.planes, (1, 2, 0), strict=True):  # G, B, R
-            plane.update(planes[channel])
-        return self.gbr
 
 
 def _prepare_audio(audio: Audio, frame_count: int, fps: int) -> np.ndarray:

@@ -8,7 +8,7 @@ frames: the worker feeds it the frames on their way into the encoder (``tap``), 
 costs a few milliseconds; a clip that arrives as a file (upstream engines, diffusers
 output) is decoded once instead (``make_posters``). Decoding every encoded video again
 cost a fifth of a preview job and, being multi-threaded, slowed the other worker
-processes on the machine (docs/benchmarks.md).
+processes on the machine (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -53,17 +53,17 @@ class Posters:
         self.indexes = sorted(
             {round(i * (frame_count - 1) / max(1, count - 1)) for i in range(count)}
         )
-        self._wanted = set(self.indexes)
+        self.wanted = frozenset(self.indexes)
         self._thumbnail: Image.Image | None = None
         self._tiles: dict[int, Image.Image] = {}
 
     @property
     def complete(self) -> bool:
-        return len(self._tiles) == len(self._wanted)
+        return len(self._tiles) == len(self.wanted)
 
     def take(self, index: int, frame: np.ndarray | Image.Image) -> None:
         """Keep frame ``index`` if a poster shows it ((height, width, 3) RGB)."""
-        if index not in self._wanted:
+        if index not in self.wanted:
             return
         image = frame if isinstance(frame, Image.Image) else _image(frame)
         if index == self.indexes[0]:
@@ -109,7 +109,7 @@ def make_posters(video: Path, frame_count: int, thumbnail: Path, spritesheet: Pa
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         for index, frame in enumerate(container.decode(stream)):
-            if index in posters.indexes:
+            if index in posters.wanted:
                 posters.take(index, frame.to_image())
             if posters.complete:
                 break

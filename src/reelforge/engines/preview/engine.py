@@ -48,7 +48,7 @@ PROGRESS_STEP = 0.01
 RENDER_THREADS = 2
 """Threads rendering a clip's frames while the encoder encodes: on the benchmark machine
 one thread was the critical path of a job (Pillow's resampling for camera moves), two
-kept x264 fed (docs/benchmarks.md)."""
+kept x264 fed (docs/performance.md)."""
 
 
 class PreviewEngine:
