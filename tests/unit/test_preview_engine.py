@@ -15,10 +15,12 @@ from PIL import Image
 
 from reelforge.engines.base import Engine, GenerationRequest, Inputs, JobContext
 from reelforge.engines.preview import PreviewEngine
+from reelforge.engines.preview.image import ImageToVideo, ease
 from reelforge.errors import Interruption, JobInterrupted
 from reelforge.media.clip import Clip
 from reelforge.media.encode import encode_mp4, probe_mp4
 from reelforge.media.fit import fit_frame
+from reelforge.media.resample import place
 
 pytestmark = pytest.mark.unit
 
@@ -213,6 +215,25 @@ def test_camera_moves_follow_the_prompt() -> None:
     assert pan_right[:, :, 0].mean() > centre_red + 8
     assert tilt_up[:, :, 1].mean() < centre_green - 8
     assert abs(tilt_up[:, :, 0].mean() - centre_red) < 4
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (720, 1280), (1920, 1080)])
+def test_camera_windows_are_placed_within_a_tenth_of_a_pixel(size: tuple[int, int]) -> None:
+    """Every move, gentle to dramatic: swscale places each window (``media.resample``) close
+    enough that slow moves glide; the canvas's spare keeps the tightest framing off ratio 1,
+    where only whole-pixel offsets exist (a strong zoom in would step by up to 0.7 px)."""
+    image = Image.new("RGB", (64, 36))
+    for prompt in ("a valley", "zoom in fast", "slow pan left", "tilt down", "orbit, dramatic"):
+        video = ImageToVideo(image, None, size, 120, prompt, np.random.default_rng(1))
+        camera = video.head
+        _, padded_h, padded_w = camera.canvas.planes.shape
+        errors = []
+        for index in range(1, 119):
+            left, top, right, bottom = camera.box(video.window(ease(index / 119)))
+            errors.append(place(left, right - left, size[0], camera.canvas.pad, padded_w).error)
+            errors.append(place(top, bottom - top, size[1], camera.canvas.pad, padded_h).error)
+        assert max(errors) < 0.13, prompt
+        assert float(np.mean(errors)) < 0.04, prompt
 
 
 def test_audio_is_exact_stereo_bounded_and_deterministic() -> None:

@@ -1,12 +1,16 @@
 """Image-to-video: camera motion over the input picture, optionally ending on a tail image.
 
-Frame 0 is exactly ``fit_frame(image, size)``. The source is fitted once to a canvas
-``MAX_ZOOM`` times the frame, and each frame resamples a moving window of that canvas,
-so the camera can push in, pan, tilt or orbit without ever showing a border and without
-upscaling. A zoom out cannot reveal what is outside the picture, so it shrinks the
+Frame 0 is exactly ``fit_frame(image, size)``. The source is fitted once to a canvas a
+little more than ``MAX_ZOOM`` times the frame, and each frame resamples a moving window of
+that canvas, so the camera can push in, pan, tilt or orbit without ever showing a border
+and without upscaling. A zoom out cannot reveal what is outside the picture, so it shrinks the
 picture over a blurred, darkened copy of itself. With a tail image the second part of
 the clip crossfades to it while both cameras settle; the last frame is exactly
 ``fit_frame(tail_image, size)``.
+
+Windows are resampled by ``media.resample`` (swscale, placed within about a tenth of a
+pixel) into planar frames, which the encoder takes without interleaving: Pillow's exact
+resampling cost more per frame than x264's encoding (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,10 +23,16 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from reelforge.engines.preview.scene import tokens
+from reelforge.media.clip import planar_frame
 from reelforge.media.fit import fit_cover, fit_frame
+from reelforge.media.resample import PlaneResampler
 
 MAX_ZOOM = 1.25
-"""Canvas size relative to the frame: the tightest the camera can frame without upscaling."""
+"""How much the camera can magnify the fitted picture: the tightest framing."""
+CANVAS_SPARE = 1.05
+"""The canvas is ``MAX_ZOOM * CANVAS_SPARE`` times the frame, so even the tightest framing
+shrinks it a little: sub-pixel placement needs a source-to-frame ratio away from 1
+(``media.resample``), and nothing is ever upscaled."""
 LINEAR_SHARE = 0.3
 """Part of the easing that is linear, so the camera never stands still at either end."""
 ZOOM_OUT_SCALE = 0.78
@@ -72,23 +82,29 @@ class Window:
 
 
 class _Camera:
-    """Renders windows of one fitted picture."""
+    """Renders windows of one fitted picture, as (3, height, width) RGB planes."""
 
     def __init__(self, image: Image.Image, size: tuple[int, int]) -> None:
         self.size = size
         self.first = np.asarray(fit_frame(image, size))
-        canvas_size = (round(size[0] * MAX_ZOOM), round(size[1] * MAX_ZOOM))
-        self.canvas = fit_frame(image, canvas_size)
+        spare = MAX_ZOOM * CANVAS_SPARE
+        canvas_size = (round(size[0] * spare), round(size[1] * spare))
+        canvas = np.asarray(fit_frame(image, canvas_size))
+        self.canvas = PlaneResampler(
+            np.ascontiguousarray(canvas.transpose(2, 0, 1)), spare / ZOOM_OUT_SCALE
+        )
         self.canvas_size = canvas_size
 
-    def render(self, window: Window) -> Image.Image:
+    def box(self, window: Window) -> tuple[float, float, float, float]:
+        """The canvas area ``window`` shows, kept inside the canvas."""
         cw, ch = self.canvas_size
         w, h = cw / window.zoom, ch / window.zoom
         left = min(max(window.cx - w / 2, 0.0), cw - w)
         top = min(max(window.cy - h / 2, 0.0), ch - h)
-        return self.canvas.resize(
-            self.size, Image.Resampling.BILINEAR, box=(left, top, left + w, top + h)
-        )
+        return (left, top, left + w, top + h)
+
+    def render(self, window: Window) -> np.ndarray:
+        return self.canvas.window(self.box(window), self.size)
 
 
 class ImageToVideo:
@@ -118,7 +134,8 @@ class ImageToVideo:
             blurred = fit_cover(image.convert("RGB"), size).filter(
                 ImageFilter.GaussianBlur(radius=max(4.0, 0.025 * max(size)))
             )
-            self.backdrop = (np.asarray(blurred, dtype=np.float32) * 0.45).astype(np.uint8)
+            darker = (np.asarray(blurred, dtype=np.float32) * 0.45).astype(np.uint8)
+            self.backdrop = np.ascontiguousarray(darker.transpose(2, 0, 1))
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for i in range(self.frame_count):
@@ -132,9 +149,9 @@ class ImageToVideo:
         if self.tail is not None and i == last:
             return self.tail.first
         t = i / max(1, last)
-        head = self._head_frame(t)
+        head = self._head_planes(t)
         if self.tail is None or t <= TAIL_START:
-            return head
+            return planar_frame(head)
         mix = ease((t - TAIL_START) / (1 - TAIL_START))
         settle = 1 - mix
         tail_window = Window(
@@ -143,13 +160,18 @@ class ImageToVideo:
             1 + (MAX_ZOOM - 1) * 0.6 * self.strength * settle,
         )
         tail = self.tail.render(tail_window)
-        return np.asarray(Image.blend(Image.fromarray(head), tail, mix))
+        # The planes stacked as one greyscale picture: one blend for all three.
+        rows = (-1, self.size[0])
+        blended = Image.blend(
+            Image.fromarray(head.reshape(rows)), Image.fromarray(tail.reshape(rows)), mix
+        )
+        return planar_frame(np.asarray(blended).reshape(head.shape))
 
-    def _head_frame(self, t: float) -> np.ndarray:
+    def _head_planes(self, t: float) -> np.ndarray:
         e = ease(t)
         if self.move == "zoom_out":
             return self._zoom_out(e)
-        return np.asarray(self.head.render(self.window(e)))
+        return self.head.render(self.window(e))
 
     def window(self, e: float) -> Window:
         """The head camera's window at eased progress ``e`` (0 → whole canvas)."""
@@ -193,7 +215,8 @@ class ImageToVideo:
         left = max(0.0, (margin_x - width * (1 - scale) / 2) * to_canvas_x)
         top = max(0.0, (margin_y - height * (1 - scale) / 2) * to_canvas_y)
         box = (left, top, cw - left, ch - top)
-        picture = self.head.canvas.resize(inner, Image.Resampling.BILINEAR, box=box)
         frame = self.backdrop.copy()
-        frame[margin_y : height - margin_y, margin_x : width - margin_x] = np.asarray(picture)
+        frame[:, margin_y : height - margin_y, margin_x : width - margin_x] = (
+            self.head.canvas.window(box, inner)
+        )
         return frame
