@@ -63,7 +63,7 @@ def _one(
 
 def preview_engine(scale: Scale) -> list[Result]:
     seconds = int(scale.pick(5, 1))
-    repeats = int(scale.pick(3, 1))
+    repeats = int(scale.pick(5, 1))
     preset = Settings().encoder_preset
     results = []
     with tempfile.TemporaryDirectory() as folder:

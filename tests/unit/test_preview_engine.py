@@ -15,6 +15,7 @@ from PIL import Image
 
 from reelforge.engines.base import Engine, GenerationRequest, Inputs, JobContext
 from reelforge.engines.preview import PreviewEngine
+from reelforge.engines.preview.engine import default_render_threads
 from reelforge.engines.preview.image import ImageToVideo, ease
 from reelforge.errors import Interruption, JobInterrupted
 from reelforge.media.clip import Clip
@@ -353,3 +354,10 @@ def test_rendering_on_several_threads_gives_the_same_frames(model: str, inputs: 
         for threads in (1, 3)
     )
     assert digest(one) == digest(three)
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (3, 1), (4, 2), (64, 2)])
+def test_one_render_thread_per_two_cores(monkeypatch, cores: int, threads: int) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_render_threads() == threads
+    assert PreviewEngine().render_threads == threads

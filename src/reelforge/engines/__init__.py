@@ -34,12 +34,12 @@ class EngineFactory:
 
 
 def _preview(settings: Settings) -> Engine:
-    from reelforge.engines.preview.engine import RENDER_THREADS, PreviewEngine
+    from reelforge.engines.preview.engine import PreviewEngine
 
     return PreviewEngine(
         latency_seconds=settings.preview_latency_seconds,
         # One x264 thread means one core per job: render in the encoding thread too.
-        render_threads=0 if settings.encoder_threads == 1 else RENDER_THREADS,
+        render_threads=0 if settings.encoder_threads == 1 else None,
     )
 
 

@@ -12,6 +12,7 @@ advances smoothly instead of jumping at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -45,10 +46,18 @@ class Renderer(Protocol):
 
 PROGRESS_STEP = 0.01
 """Smallest progress advance reported, as a fraction of the clip."""
-RENDER_THREADS = 2
-"""Threads rendering a clip's frames while the encoder encodes: on the benchmark machine
-one thread was the critical path of a job (Pillow's resampling for camera moves), two
-kept x264 fed (docs/performance.md)."""
+
+
+def default_render_threads() -> int:
+    """Threads rendering a clip's frames while the encoder encodes: one per two cores, at
+    most two. A frame takes the renderer less time than x264 on two cores, so there one
+    render thread keeps x264 fed and a second only competes with it (docs/performance.md);
+    with more cores x264 gets faster than one renderer."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores // 2))
 
 
 class PreviewEngine:
@@ -57,9 +66,13 @@ class PreviewEngine:
 
     name = "preview"
 
-    def __init__(self, latency_seconds: float = 0.0, render_threads: int = RENDER_THREADS) -> None:
+    def __init__(self, latency_seconds: float = 0.0, render_threads: int | None = None) -> None:
+        """``render_threads``: ``None`` for ``default_render_threads()``; 0 renders in the
+        encoding thread."""
         if latency_seconds < 0:
             raise ValueError("latency_seconds must be >= 0")
+        if render_threads is None:
+            render_threads = default_render_threads()
         if render_threads < 0:
             raise ValueError("render_threads must be >= 0")
         self.latency_seconds = latency_seconds
