@@ -2,8 +2,8 @@
 
 A camera move resamples a window of a still picture every frame. Pillow places the
 window exactly but takes 10-13 ms per 720p frame on one core, more than x264 spends
-encoding it; swscale scales the same planes in under 1 ms, but only crops whole pixels,
-and a window rounded to whole pixels makes slow moves step (judder).
+encoding it; swscale scales the same planes in under 1 ms a plane, but crops only whole
+pixels, and a window rounded to whole pixels makes slow moves step (judder).
 
 The way around: scale a whole-pixel crop to a size a few pixels larger than asked, then
 crop the result at a whole output pixel. Among a thousand (extra size, output offset)

@@ -3,9 +3,9 @@
 Frame 0 is exactly ``fit_frame(image, size)``. The source is fitted once to a canvas a
 little more than ``MAX_ZOOM`` times the frame, and each frame resamples a moving window of
 that canvas, so the camera can push in, pan, tilt or orbit without ever showing a border
-and without upscaling. A zoom out cannot reveal what is outside the picture, so it shrinks the
-picture over a blurred, darkened copy of itself. With a tail image the second part of
-the clip crossfades to it while both cameras settle; the last frame is exactly
+and without upscaling. A zoom out cannot reveal what is outside the picture, so it
+shrinks the picture over a blurred, darkened copy of itself. With a tail image the second
+part of the clip crossfades to it while both cameras settle; the last frame is exactly
 ``fit_frame(tail_image, size)``.
 
 Windows are resampled by ``media.resample`` (swscale, placed within about a tenth of a
