@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from reelforge.jobs import JobRecord, JobStore
+from reelforge.logs import throttle
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,18 @@ class FinishedJobs:
     def _finished_reading(self, job_id: str, done: asyncio.Future[JobRecord | None]) -> None:
         if self._reading.get(job_id) is done:
             del self._reading[job_id]
-        if not done.cancelled():
-            done.exception()  # a refresh nobody awaited must not warn "never retrieved"
+        if done.cancelled():
+            return
+        # Retrieved here, so a refresh nobody awaited does not warn "never retrieved"; its
+        # failure would go unseen otherwise (an awaited read's failure reaches its request).
+        error = done.exception()
+        if error is not None:
+            throttle.log(
+                log,
+                logging.WARNING,
+                "finished job read",
+                f"reading finished job {job_id} failed: {type(error).__name__}",
+            )
 
     async def _read(self, job_id: str) -> JobRecord | None:
         with self._lock:

@@ -151,3 +151,38 @@ def test_a_change_announced_during_a_read_keeps_the_read_out_of_memory(tmp_path)
 
     asyncio.run(scenario())
     engine.dispose()
+
+
+def test_a_failed_refresh_behind_the_answer_is_logged(tmp_path, caplog) -> None:
+    """Nobody awaits a refresh behind an answer: its failure must reach the log."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    upgrade(engine)
+    failing = threading.Event()
+
+    class FlakyStore(CountingStore):
+        def get(self, job_id: str):  # type: ignore[no-untyped-def]
+            if failing.is_set():
+                self.reads += 1
+                raise ConnectionError("database unreachable")
+            return super().get(job_id)
+
+    store = FlakyStore(engine)
+    now = [0.0]
+    cache = FinishedJobs(store, ttl=2.0, clock=lambda: now[0])
+    _new(store, "j5:veo2")
+    _finish(store, "j5:veo2")
+
+    async def scenario() -> None:
+        await cache.get("j5:veo2")
+        failing.set()
+        now[0] = 3.0  # answered from memory, refreshed behind: the refresh fails
+        assert (await cache.get("j5:veo2")).status is JobStatus.COMPLETED
+        deadline = time.monotonic() + 10
+        while "reading finished job j5:veo2 failed: ConnectionError" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            await asyncio.sleep(0.01)
+
+    with caplog.at_level("WARNING", logger="reelforge.live"):
+        asyncio.run(scenario())
+    assert "database unreachable" not in caplog.text  # the type only: errors may hold secrets
+    engine.dispose()
