@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import Engine
 
 from reelforge.jobs import JobStatus, JobStore, NewJob
 from reelforge.jobs.db import make_engine, upgrade
@@ -89,14 +90,22 @@ def test_a_delete_in_another_process_is_seen_at_once(two_processes) -> None:
     asyncio.run(scenario())
 
 
-def test_concurrent_misses_share_one_read_and_stale_entries_refresh_behind(tmp_path) -> None:
+def _one_finished_job(
+    tmp_path, store_class: type[CountingStore], job_id: str
+) -> tuple[Engine, CountingStore, list[float], FinishedJobs]:
+    """A store holding one completed job, and a cache over it on a clock the test sets."""
     engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
     upgrade(engine)
-    store = CountingStore(engine)
+    store = store_class(engine)
     now = [0.0]
     cache = FinishedJobs(store, ttl=2.0, clock=lambda: now[0])
-    _new(store, "j3:veo2")
-    _finish(store, "j3:veo2")
+    _new(store, job_id)
+    _finish(store, job_id)
+    return engine, store, now, cache
+
+
+def test_concurrent_misses_share_one_read_and_stale_entries_refresh_behind(tmp_path) -> None:
+    engine, store, now, cache = _one_finished_job(tmp_path, CountingStore, "j3:veo2")
 
     async def scenario() -> None:
         jobs = await asyncio.gather(*(cache.get("j3:veo2") for _ in range(20)))
@@ -155,8 +164,6 @@ def test_a_change_announced_during_a_read_keeps_the_read_out_of_memory(tmp_path)
 
 def test_a_failed_refresh_behind_the_answer_is_logged(tmp_path, caplog) -> None:
     """Nobody awaits a refresh behind an answer: its failure must reach the log."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
-    upgrade(engine)
     failing = threading.Event()
 
     class FlakyStore(CountingStore):
@@ -166,11 +173,7 @@ def test_a_failed_refresh_behind_the_answer_is_logged(tmp_path, caplog) -> None:
                 raise ConnectionError("database unreachable")
             return super().get(job_id)
 
-    store = FlakyStore(engine)
-    now = [0.0]
-    cache = FinishedJobs(store, ttl=2.0, clock=lambda: now[0])
-    _new(store, "j5:veo2")
-    _finish(store, "j5:veo2")
+    engine, _, now, cache = _one_finished_job(tmp_path, FlakyStore, "j5:veo2")
 
     async def scenario() -> None:
         await cache.get("j5:veo2")
