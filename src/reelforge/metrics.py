@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -56,6 +56,17 @@ ENGINE_FAILURES = Counter(
     "reelforge_engine_failures",
     "Jobs that ended in error while their engine ran, by engine and error name.",
     ["engine", "error"],
+)
+FAILOVERS = Counter(
+    "reelforge_engine_failovers",
+    "Times a job left a route's engine for the next, by model, engine and reason.",
+    ["model", "engine", "reason"],
+)
+BREAKER_OPEN = Gauge(
+    "reelforge_engine_circuit_open",
+    "1 while an engine instance's circuit breaker is open in some worker process.",
+    ["engine"],
+    multiprocess_mode="max",
 )
 WEBHOOK_DELIVERIES = Counter(
     "reelforge_webhook_deliveries",

@@ -211,6 +211,24 @@ class JobContext:
             _range=(low + (high - low) * start, low + (high - low) * end),
         )
 
+    def saving_with(self, extra: Mapping[str, Any]) -> JobContext:
+        """A view whose ``save_state`` adds ``extra`` to every state it saves (a route
+        records which of its engines holds the upstream task); the rest is shared."""
+        inner = self._on_save_state
+
+        def save(state: Mapping[str, Any]) -> None:
+            if inner is not None:
+                inner({**state, **extra})
+
+        return JobContext(
+            self.job_id,
+            deadline=self.deadline,
+            on_report=self._on_report,
+            on_save_state=save,
+            _stop=self._stop,
+            _range=self._range,
+        )
+
     # -- for the worker ------------------------------------------------------------------
 
     def cancel(self, reason: Interruption, message: str | None = None) -> None:

@@ -711,6 +711,27 @@ class JobStore:
             )
             return taken.rowcount == 1
 
+    def unlock(self, name: str, holder: str) -> bool:
+        """End ``holder``'s lease ``name`` at once; ``False`` if it did not hold it."""
+        with self._session() as session:
+            ended = session.execute(
+                update(LockRow)
+                .where(LockRow.name == name, LockRow.holder == holder)
+                .values(expires_at=self._clock() - timedelta(seconds=1))
+            )
+            return ended.rowcount == 1
+
+    def held_locks(self, prefix: str) -> dict[str, str]:
+        """Leases now held whose names start with ``prefix``: name -> holder."""
+        now = self._clock()
+        with self._session() as session:
+            rows = session.execute(
+                select(LockRow.name, LockRow.holder).where(
+                    LockRow.name.startswith(prefix), LockRow.expires_at >= now
+                )
+            )
+            return {name: holder for name, holder in rows}
+
     def expired_videos(self, completed_before: datetime, limit: int) -> list[JobRecord]:
         """Completed jobs whose videos are past retention and not yet deleted."""
         with self._session() as session:

@@ -85,6 +85,7 @@ class Worker:
         self.store = store
         self.storage = storage
         self.engines = engines
+        engines.attach_capacity(store)  # engine slots and open circuits, across workers
         self.policy = policy or FetchPolicy.from_settings(settings)
         self.worker_id = worker_id
         self.stop_event = stop_event or threading.Event()

@@ -46,8 +46,10 @@ from reelforge.errors import (
     EngineError,
     Interruption,
     JobInterrupted,
+    ReelforgeError,
     ServiceUnavailable,
     UpstreamError,
+    unbilled,
 )
 from reelforge.media.clip import Clip
 from reelforge.media.fetch import VIDEO_FETCH_TIMEOUT_SECONDS, format_seconds
@@ -287,13 +289,18 @@ class UpstreamEngine(ABC, Generic[P, R]):
         def on_timeout() -> Exception:
             return UpstreamError(f"{self.service} did not accept the generation in time")
 
-        upstream_id = self._retrying(
-            lambda: self.submit(payload),
-            progress=progress,
-            deadline=deadline,
-            on_timeout=on_timeout,
-            what="starting the generation",
-        )
+        try:
+            upstream_id = self._retrying(
+                lambda: self.submit(payload),
+                progress=progress,
+                deadline=deadline,
+                on_timeout=on_timeout,
+                what="starting the generation",
+                nothing_started=True,
+            )
+        except ServiceUnavailable as refused:  # our key rejected: nothing was started
+            unbilled(refused)
+            raise
         job.save_state({**self.saved_state(request, upstream_id), "submitted_at": time.time()})
         logger.info(
             "upstream generation created",
@@ -350,10 +357,12 @@ class UpstreamEngine(ABC, Generic[P, R]):
         deadline: float,
         on_timeout: Callable[[], Exception],
         what: str,
+        nothing_started: bool = False,
     ) -> T:
         """``call()``, its ``Transient`` failures retried until it succeeds, fails
         otherwise, fails ``MAX_TRANSIENT_FAILURES + 1`` times in a row, or the deadline
-        passes (then ``on_timeout()``)."""
+        passes (then ``on_timeout()``). With ``nothing_started`` (a create) the error for
+        retries that ran out is marked ``unbilled``: a route may try its next engine."""
         backoff = Backoff(
             base=self.options.poll_seconds, cap=TRANSIENT_BACKOFF_CAP_SECONDS, random=self.random
         )
@@ -384,8 +393,12 @@ class UpstreamEngine(ABC, Generic[P, R]):
         try:
             return retrying(call)
         except Transient as failure:
-            if clock() >= deadline:
-                raise on_timeout() from None
-            raise UpstreamError(
-                f"the upstream video service kept failing while {what}: {failure.message}"
-            ) from None
+            # Every try failed in a way that proves nothing started (``submit``'s rule).
+            error = on_timeout() if clock() >= deadline else None
+            if error is None:
+                error = UpstreamError(
+                    f"the upstream video service kept failing while {what}: {failure.message}"
+                )
+            if nothing_started and isinstance(error, ReelforgeError):
+                unbilled(error)
+            raise error from None
