@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from fakes.vllm_omni import FakeVllmOmni
 from reelforge import metrics
 from reelforge.engines import EngineRouter
+from reelforge.engines.routing import engine_health, held_leases
 from reelforge.jobs import JobRecord, JobStatus, JobStore, NewJob
 from reelforge.jobs.db import make_engine, upgrade
 from reelforge.settings import Settings
@@ -225,6 +226,8 @@ def test_circuit_opens_after_failures_and_closes_after_a_probe(
     breaker = worker.engines.breaker_states()
     assert breaker["gpu-a"] == "open"
     assert store.held_locks("breaker:") == {"breaker:gpu-a": "open"}
+    health = engine_health(local, held_leases(store))
+    assert (health["gpu-a"]["circuit"], health["gpu-b"]["circuit"]) == ("open", "closed")
     tried = gpu_a.create_attempts()
     assert run(worker, store).info["engine"] == "gpu-b"
     assert gpu_a.create_attempts() == tried  # skipped while open: not even asked
@@ -253,11 +256,25 @@ def test_capacity_holds_across_workers_on_postgresql(settings, postgres_url, tmp
             stores.append(store)
             workers.append(make_worker(local, store, tmp_path, worker_id=f"w{index}"))
         job_ids = [submit(stores[0]) for _ in range(3)]
+        busy: list[int] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                busy.append(engine_health(local, held_leases(stores[0]))["gpu-a"]["busy"])
+                done.wait(0.02)
+
         threads = [threading.Thread(target=w.run_once) for w in workers]
+        watcher = threading.Thread(target=watch)
+        watcher.start()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
+        done.set()
+        watcher.join()
+        assert max(busy) == 1  # one slot, seen taken
+        assert engine_health(local, held_leases(stores[0]))["gpu-a"]["busy"] == 0
         jobs = [stores[0].get(job_id) for job_id in job_ids]
         assert all(job.status is JobStatus.COMPLETED for job in jobs), [
             job.error_message for job in jobs

@@ -165,10 +165,12 @@ class JobContext:
             self._on_report(start + (end - start) * max(0.0, min(1.0, fraction)), stage)
 
     def save_state(self, state: Mapping[str, Any]) -> None:
-        """Persist resume state now; raises ``JobInterrupted`` if the job must stop."""
-        self.raise_if_cancelled()
+        """Persist resume state now, then raise ``JobInterrupted`` if the job must stop
+        (saved first: an upstream task created just before a shutdown is resumed, not
+        created again)."""
         if self._on_save_state is not None:
             self._on_save_state(dict(state))
+        self.raise_if_cancelled()
 
     @property
     def cancelled(self) -> bool:

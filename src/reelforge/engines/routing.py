@@ -46,6 +46,7 @@ from reelforge.errors import (
     unbilled,
 )
 from reelforge.media.clip import Clip
+from reelforge.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,62 @@ SLOT_WAIT_SECONDS = 1.0
 """How often a job whose engines are all at capacity looks for a free slot."""
 BREAKER_LOCK_PREFIX = "breaker:"
 SLOT_LOCK_PREFIX = "slot:"
+
+
+def route_kinds(settings: Settings, model: str) -> dict[str, str]:
+    """The engines of ``model``'s route (name -> kind), from settings alone."""
+    names = settings.routes.get(model) or [settings.model_engines.get(model, settings.engine)]
+    return {
+        name: settings.engines[name].kind if name in settings.engines else name for name in names
+    }
+
+
+def pinned(model: str, kinds: Mapping[str, str], provider: object) -> list[str]:
+    """The engine names a job with ``provider`` may use, in the route's order; raises
+    ``InvalidRequest`` when ``provider`` pins a kind of upstream the route lacks."""
+    if not isinstance(provider, str) or provider.lower() == "auto":
+        return list(kinds)
+    wanted = PROVIDER_KINDS.get(provider.lower(), frozenset())
+    chosen = [name for name, kind in kinds.items() if kind in wanted]
+    if not chosen:
+        raise InvalidRequest(
+            f"provider '{provider}' is not available for {model} on this service, which "
+            f"makes it with {', '.join(kinds)}; use provider 'auto'",
+            "provider",
+        )
+    return chosen
+
+
+def check_provider(settings: Settings, model: str, provider: object) -> None:
+    """At submit: refuse a ``provider`` the route of ``model`` cannot honour (a 400).
+    Models without a route keep the AI/ML API's behaviour: ``provider`` is a hint."""
+    if model in settings.routes:
+        pinned(model, route_kinds(settings, model), provider)
+
+
+def engine_health(settings: Settings, leases: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """Each engine named by a route: its circuit (``open`` while some worker has it open)
+    and its busy slots out of its capacity, from the store's held ``leases``."""
+    names = dict.fromkeys(name for route in settings.routes.values() for name in route)
+    health: dict[str, dict[str, object]] = {}
+    for name in names:
+        instance = settings.engines.get(name)
+        slot = f"{SLOT_LOCK_PREFIX}{name}:"
+        health[name] = {
+            "kind": instance.kind if instance else name,
+            "circuit": "open" if f"{BREAKER_LOCK_PREFIX}{name}" in leases else "closed",
+            "busy": sum(1 for lease in leases if lease.startswith(slot)),
+            "capacity": instance.capacity if instance else None,
+        }
+    return health
+
+
+def held_leases(store: Capacity) -> dict[str, str]:
+    """The breaker and slot leases held now (``JobStore.held_locks``)."""
+    held = getattr(store, "held_locks", None)
+    if held is None:
+        return {}
+    return {**held(BREAKER_LOCK_PREFIX), **held(SLOT_LOCK_PREFIX)}
 
 
 class Capacity(Protocol):
@@ -174,25 +231,16 @@ class RoutedEngine:
         for member in self.members:
             member.engine.close()
 
-    def candidates(self, provider: str | None, kinds: frozenset[str] | None = None) -> list[Member]:
-        """The members a job with ``provider`` may use, in order; ``InvalidRequest``
-        when ``provider`` pins a kind of upstream this route lacks."""
-        if not provider or provider.lower() == "auto":
-            return list(self.members)
-        wanted = PROVIDER_KINDS.get(provider.lower(), frozenset())
-        chosen = [member for member in self.members if member.kind in wanted]
-        if not chosen:
-            raise InvalidRequest(
-                f"provider '{provider}' is not available for {self.model} here; this "
-                "service serves it through "
-                f"{', '.join(m.name for m in self.members)}. Use provider 'auto'",
-                "provider",
-            )
-        return chosen
+    def candidates(self, provider: object) -> list[Member]:
+        """The members a job with ``provider`` may use, in order (``pinned``)."""
+        try:
+            names = pinned(self.model, {m.name: m.kind for m in self.members}, provider)
+        except InvalidRequest as refused:  # the route changed since the job was accepted
+            raise EngineError(refused.message) from None
+        return [member for member in self.members if member.name in names]
 
     def generate(self, request: GenerationRequest, inputs: Inputs, job: JobContext) -> Clip:
-        provider = request.params.get("provider")
-        members = self.candidates(provider if isinstance(provider, str) else None)
+        members = self.candidates(request.params.get("provider"))
         held = request.engine_state.get(ROUTE_STATE_KEY)
         if held is None and request.engine_state:
             held = self.members[0].name  # saved before routes existed: the only engine

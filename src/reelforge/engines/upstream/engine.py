@@ -301,7 +301,13 @@ class UpstreamEngine(ABC, Generic[P, R]):
         except ServiceUnavailable as refused:  # our key rejected: nothing was started
             unbilled(refused)
             raise
-        job.save_state({**self.saved_state(request, upstream_id), "submitted_at": time.time()})
+        try:
+            job.save_state({**self.saved_state(request, upstream_id), "submitted_at": time.time()})
+        except JobInterrupted as stop:  # cancelled while the create was answered
+            if stop.reason is Interruption.CANCELLED:
+                log = {"job_id": request.job_id, "upstream_id": upstream_id, "engine": self.name}
+                self._cancel_quietly(upstream_id, log)
+            raise
         logger.info(
             "upstream generation created",
             extra={"job_id": request.job_id, "upstream_id": upstream_id, "engine": self.name},
