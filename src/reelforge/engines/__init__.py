@@ -93,13 +93,18 @@ def _check_google(settings: Settings, models: Iterable[str]) -> None:
         )
 
 
-def _check_openai_videos(settings: Settings, name: str) -> None:
-    from reelforge.engines.openai_compat import base_url
+def _check_instance(settings: Settings, name: str) -> None:
+    """An ``openai-videos`` instance needs a base URL; a ``fal`` one a key."""
+    instance = settings.engines[name]
+    if instance.kind == "openai-videos":
+        from reelforge.engines.openai_compat import base_url
 
-    base_url(name, settings.engines[name])
+        base_url(name, instance)
+    elif not (instance.api_key and instance.api_key.get_secret_value().strip()):
+        raise ConfigurationError(f"engine '{name}' (fal) needs an api_key (a fal key)")
 
 
-INSTANCE_KINDS = ("openai-videos",)
+INSTANCE_KINDS = ("openai-videos", "fal")
 """Engine kinds that exist only as named instances (``[engines.<name>]``)."""
 
 
@@ -155,9 +160,14 @@ class EngineRouter:
         for model in MODELS:
             for name in self.route(model):
                 kind = self.kind(name)
-                if kind in INSTANCE_KINDS:
-                    _check_openai_videos(settings, name)
+                if kind in INSTANCE_KINDS and name in settings.engines:
+                    _check_instance(settings, name)
                     continue
+                if kind in INSTANCE_KINDS:
+                    raise ConfigurationError(
+                        f"the route of {model} names '{name}': a {kind} engine is configured "
+                        f'as [engines.<name>] with kind = "{kind}"'
+                    )
                 served.setdefault(kind, []).append(model)
         for model, route in settings.routes.items():
             if not route:
@@ -216,6 +226,10 @@ class EngineRouter:
                 from reelforge.engines.openai_compat import OpenAIVideosEngine
 
                 engine = OpenAIVideosEngine.from_settings(self._settings, name)
+            elif kind == "fal":
+                from reelforge.engines.fal import FalEngine
+
+                engine = FalEngine.from_settings(self._settings, name)
             else:
                 engine = self._factories[kind].build(self._settings)
             engine.load()
@@ -232,6 +246,10 @@ class EngineRouter:
                 instance = self._settings.engines.get(name)
                 if instance is not None and instance.models and model not in instance.models:
                     continue
+                engine = self._engine(name)
+                serves = getattr(engine, "serves", None)
+                if serves is not None and not serves(model):
+                    continue  # e.g. a model fal does not offer
                 if name not in self._breakers:
                     self._breakers[name] = CircuitBreaker(
                         name,
@@ -242,7 +260,7 @@ class EngineRouter:
                     Member(
                         name,
                         self.kind(name),
-                        self._engine(name),
+                        engine,
                         capacity=instance.capacity if instance else None,
                     )
                 )

@@ -341,8 +341,8 @@ class UpstreamEngine(ABC, Generic[P, R]):
             if state.stage != stage:
                 logger.info("upstream status", extra={**log, "stage": state.stage})
                 stage = state.stage
-            if state.stage == "queued":
-                progress.set(PROGRESS_QUEUED, "queued")
+            if state.stage.startswith("queued"):  # "queued: 3 ahead" where it says
+                progress.set(PROGRESS_QUEUED, state.stage)
             elif state.estimate is not None:
                 progress.set(generating_share(state.estimate), state.stage)
             else:
