@@ -283,3 +283,14 @@ def test_capacity_holds_across_workers_on_postgresql(settings, postgres_url, tmp
         assert gpu.max_active == 1
         for engine in engines:
             engine.dispose()
+
+
+def test_a_full_engine_passes_the_job_to_the_next(settings, store, tmp_path, gpu_a, gpu_b):
+    route = {"gpu-a": gpu_a.base_url, "gpu-b": gpu_b.base_url}
+    local = routed_settings(settings, route, capacity=1)
+    assert store.try_lock("slot:gpu-a:0", "another-job", 60.0)  # gpu-a's one slot is taken
+    job = run(make_worker(local, store, tmp_path), store)
+    assert job.status is JobStatus.COMPLETED, job.error_message
+    assert job.info["engine"] == "gpu-b"
+    assert (gpu_a.creates, gpu_b.creates) == (0, 1)
+    assert store.held_locks("slot:") == {"slot:gpu-a:0": "another-job"}  # its own given back

@@ -191,3 +191,35 @@ def test_a_restarted_job_resumes_on_the_engine_that_holds_it(settings: Settings)
         router.close()
         assert clip.facts["engine"] == "gpu" and clip.facts["upstream_id"] == video_id
         assert gpu.create_attempts() == 1  # only the test's own create
+
+
+def test_json_creates_reach_a_server_that_takes_them(back, settings: Settings, tmp_path) -> None:
+    """``request_format = "json"``: the image travels as ``input_reference.image_url``."""
+    from reelforge.engines.openai_compat import OpenAIVideosEngine
+    from reelforge.settings import EngineInstance
+    from support import upstream_options
+
+    config = EngineInstance(
+        base_url=back.url,
+        api_key=back.key,
+        request_format="json",
+        models={"veo2/image-to-video": "veo2"},
+    )
+    engine = OpenAIVideosEngine("back-json", config, options=upstream_options(poll_seconds=0.1))
+    request = GenerationRequest(
+        model="veo2/image-to-video",
+        prompt="waves roll in",
+        duration_seconds=5,
+        width=1280,
+        height=720,
+        seed=11,
+        job_id="json-job",
+    )
+    try:
+        clip = engine.generate(request, Inputs(image=picture((640, 360), seed=9)), JobContext("j"))
+        assert clip.file is not None and inspect_mp4(clip.file).frames == 5 * 24
+    finally:
+        engine.close()
+    job_uuid = uuid.UUID(clip.facts["upstream_id"].removeprefix("video_"))
+    made = back.get(f"{job_uuid}:veo2/image-to-video")
+    assert made.status_code == 200  # made as image-to-video from the JSON image_url

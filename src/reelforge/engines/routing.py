@@ -261,10 +261,13 @@ class RoutedEngine:
     def _run(
         self, members: list[Member], request: GenerationRequest, inputs: Inputs, job: JobContext
     ) -> Clip:
+        """Each member in order; one that failed over (or whose circuit is open) is not
+        tried again for this job, one that is full is, after a pause, until none is left."""
         last: ReelforgeError | None = None
-        while True:
-            waiting_for_slot = False
-            for member in members:
+        left = list(members)
+        while left:
+            full: list[Member] = []
+            for member in left:
                 breaker = self.breakers[member.name]
                 if not breaker.allow():
                     logger.info(
@@ -282,7 +285,7 @@ class RoutedEngine:
                 with self._slot(member, request, job) as slot:
                     if not slot:
                         _give_back_probe(breaker)
-                        waiting_for_slot = True
+                        full.append(member)
                         continue
                     try:
                         return self._attempt(member, request, inputs, job, breaker=breaker)
@@ -291,11 +294,12 @@ class RoutedEngine:
                             raise
                         last = error
                         self._failed_over(member, request, error)
-            if not waiting_for_slot:
-                assert last is not None
-                raise last
-            job.report(0.0, "waiting for a free engine")
-            job.sleep(SLOT_WAIT_SECONDS)
+            left = full
+            if left:
+                job.report(0.0, "waiting for a free engine")
+                job.sleep(SLOT_WAIT_SECONDS)
+        assert last is not None
+        raise last
 
     def _attempt(
         self,
