@@ -294,3 +294,50 @@ def test_a_full_engine_passes_the_job_to_the_next(settings, store, tmp_path, gpu
     assert job.info["engine"] == "gpu-b"
     assert (gpu_a.creates, gpu_b.creates) == (0, 1)
     assert store.held_locks("slot:") == {"slot:gpu-a:0": "another-job"}  # its own given back
+
+
+def test_a_claim_passes_over_jobs_whose_engines_are_all_full(
+    settings, postgres_url, tmp_path
+) -> None:
+    """Capacity at claim time: while gpu-a's one slot is busy, a second worker takes the
+    next job of another model instead of a veo2 job that could only wait."""
+    with FakeVllmOmni(queued_seconds=0.0, generating_seconds=0.6) as gpu:
+        local = routed_settings(
+            settings.model_copy(update={"database_url": postgres_url}),
+            {"gpu-a": gpu.base_url},
+            capacity=1,
+        )
+        engines = [make_engine(postgres_url) for _ in range(2)]
+        upgrade(engines[0])
+        stores = [JobStore(engine) for engine in engines]
+        first, second = (
+            make_worker(local, store, tmp_path, worker_id=f"w{n}") for n, store in enumerate(stores)
+        )
+        running = submit(stores[0])
+        waiting = submit(stores[0])
+        other = f"{uuid.uuid4()}:google/veo3"
+        stores[0].create(
+            NewJob(
+                id=other,
+                model="google/veo3",
+                owner="o",
+                params={"model": "google/veo3", "prompt": "rain on a tin roof", "duration": 4},
+                seed=1,
+                credits=1,
+                video_token=uuid.uuid4().hex,
+            )
+        )
+        runner = threading.Thread(target=first.run_once)
+        runner.start()
+        wait_until(lambda: stores[1].held_locks("slot:") != {})
+        assert first.engines.full_models() == ["veo2"]
+        assert second.run_once()  # it took the other model's job, not the waiting one
+        assert stores[1].get(other).status is JobStatus.COMPLETED
+        assert stores[1].get(waiting).status is JobStatus.QUEUED
+        runner.join(timeout=60)
+        assert stores[1].get(running).status is JobStatus.COMPLETED
+        assert second.run_once()
+        assert stores[1].get(waiting).status is JobStatus.COMPLETED
+        assert gpu.max_active == 1
+        for engine in engines:
+            engine.dispose()

@@ -207,6 +207,38 @@ class EngineRouter:
             for engine in self._routed.values():
                 engine.capacity = capacity  # type: ignore[attr-defined]
 
+    def full_models(self) -> list[str]:
+        """Models whose every route engine has a ``capacity`` and no free slot now, so a
+        claim leaves their jobs queued for a worker that can start them (one query, and
+        none without capacities). Two claims may still race for a last slot: the slot
+        itself is the exact limit, and the loser waits for one."""
+        capped = {
+            name: instance.capacity
+            for name, instance in self._settings.engines.items()
+            if instance.capacity is not None
+        }
+        routed = {
+            model: route
+            for model, route in self._settings.routes.items()
+            if route and all(name in capped for name in route)
+        }
+        if not routed or self._capacity is None:
+            return []
+        from reelforge.engines.routing import SLOT_LOCK_PREFIX, held_leases
+
+        held = held_leases(self._capacity)
+        busy = {name: 0 for name in capped}
+        for lease in held:
+            if lease.startswith(SLOT_LOCK_PREFIX):
+                name = lease[len(SLOT_LOCK_PREFIX) :].rsplit(":", 1)[0]
+                if name in busy:
+                    busy[name] += 1
+        return sorted(
+            model
+            for model, route in routed.items()
+            if all(busy[name] >= capped[name] for name in route)
+        )
+
     def breaker_states(self) -> dict[str, str]:
         """Each engine instance's circuit in this process: closed, open or half_open."""
         with self._lock:

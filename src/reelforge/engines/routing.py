@@ -19,8 +19,9 @@ may have started, a lost upstream task, a refusal of the request itself. The REA
 * **Capacity.** An instance with ``capacity`` N runs at most N jobs at once across all
   workers: a slot is a named lease in the store (``Capacity``, the ``locks`` table),
   held by the job id and renewed while it runs, so a crashed worker's slot comes back
-  when its lease runs out and a resumed job takes its own slot again. A job whose
-  engines are all full waits for a slot (cancellable) rather than fail.
+  when its lease runs out and a resumed job takes its own slot again. Claims pass over
+  models whose engines are all full (``EngineRouter.full_models``); a job that lost the
+  race for a last slot waits for one (cancellable) rather than fail.
 * **provider.** The AI/ML API's ``provider`` pins a job to the route's engines of that
   kind of upstream (``PROVIDER_KINDS``); ``auto`` is the configured order.
 """

@@ -416,6 +416,7 @@ class JobStore:
         max_attempts: int,
         models: Iterable[str] = (),
         default_max_running: int | None = None,
+        skip_models: Iterable[str] = (),
     ) -> JobRecord | None:
         """Take the next runnable job fairly, or ``None``.
 
@@ -424,7 +425,8 @@ class JobStore:
         goes next, its oldest job first; each claim advances the owner's virtual time by
         ``1 / priority``. A key with a long backlog therefore takes turns with every
         other key instead of starving it. ``models`` (if given) are the only models this
-        worker makes. A job whose lease ran out is runnable again while it has attempts
+        worker makes; ``skip_models`` are left queued this time (every engine of their
+        route is at capacity). A job whose lease ran out is runnable again while it has attempts
         left and was not cancelled; ``sweep`` ends the others.
         """
         now = self._clock()
@@ -440,6 +442,8 @@ class JobStore:
         conditions = [claimable]
         if models := list(models):
             conditions.append(JobRow.model.in_(models))
+        if skipped := list(skip_models):
+            conditions.append(JobRow.model.notin_(skipped))
         running = aliased(JobRow)
         running_now = (
             select(func.count())

@@ -121,6 +121,7 @@ class Worker:
             max_attempts=self.settings.max_attempts,
             models=self.settings.worker_models,
             default_max_running=self.settings.default_max_running,
+            skip_models=self.engines.full_models(),
         )
         if job is None:
             return False
