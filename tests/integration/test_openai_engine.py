@@ -223,3 +223,25 @@ def test_json_creates_reach_a_server_that_takes_them(back, settings: Settings, t
     job_uuid = uuid.UUID(clip.facts["upstream_id"].removeprefix("video_"))
     made = back.get(f"{job_uuid}:veo2/image-to-video")
     assert made.status_code == 200  # made as image-to-video from the JSON image_url
+
+
+def test_a_resumed_task_that_failed_unbilled_moves_on_afresh(settings: Settings) -> None:
+    with FakeVllmOmni(fail=True) as gpu_a, FakeVllmOmni(generating_seconds=0.05) as gpu_b:
+        failed = httpx.post(f"{gpu_a.base_url}/v1/videos", files={"prompt": (None, "a fox")})
+        engines = {
+            name: {"base_url": fake.base_url, "poll_seconds": 0.02}
+            for name, fake in (("gpu-a", gpu_a), ("gpu-b", gpu_b))
+        }
+        local = Settings.model_validate(
+            {**settings.model_dump(), "engines": engines, "routes": {"veo2": ["gpu-a", "gpu-b"]}}
+        )
+        router = EngineRouter(local)
+        saved: list[dict] = []
+        job = JobContext("job", on_save_state=saved.append)
+        state = {"engine": "gpu-a", "upstream_id": failed.json()["id"]}
+        clip = router.for_model("veo2").generate(request(**state), Inputs(), job)
+        router.close()
+        assert clip.facts["engine"] == "gpu-b"
+        assert gpu_b.creates == 1 and gpu_a.creates == 1  # gpu-a was only polled
+        assert saved[-1]["engine"] == "gpu-b"
+        assert saved[-1]["upstream_id"] in gpu_b.videos

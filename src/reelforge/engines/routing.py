@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from reelforge import metrics
@@ -253,7 +253,18 @@ class RoutedEngine:
                     f"this job was started on engine '{held}', which its route no longer "
                     "names; it was not sent elsewhere, so it cannot be charged twice"
                 )
-            return self._attempt(resumed[0], request, inputs, job, resume=True)
+            try:
+                return self._attempt(resumed[0], request, inputs, job, resume=True)
+            except ReelforgeError as error:
+                if isinstance(error, JobInterrupted) or not error.nothing_billed:
+                    raise
+                # Its task failed unbilled (say, after a crash that followed the failure):
+                # the others start afresh, without the old engine's state.
+                self._failed_over(resumed[0], request, error)
+                request = replace(request, engine_state={})
+                members = [member for member in members if member.name != held]
+                if not members:
+                    raise
         able = [m for m in members if inputs.kinds <= m.engine.capabilities(request.model).inputs]
         if not able:
             raise EngineError(f"no engine of the route of '{request.model}' can take these inputs")
