@@ -58,6 +58,11 @@ class Usage(BaseModel):
 
 class Meta(BaseModel):
     usage: Usage | None = None
+    engine: str | None = Field(
+        default=None,
+        description="The engine that made the video (reelforge extension; a route's name "
+        "for the instance that completed it).",
+    )
 
 
 class GenerationCreated(BaseModel):
@@ -123,6 +128,8 @@ def present(
     if job.status.is_final:
         charged = job.credits if job.status is JobStatus.COMPLETED else 0
         meta = Meta(usage=Usage(credits_used=charged, usd_spent=charged / CREDITS_PER_USD))
+        if job.status is JobStatus.COMPLETED:
+            meta.engine = job.info.get("engine")
     return Generation(
         id=job.id,
         status=job.status,

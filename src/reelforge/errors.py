@@ -22,6 +22,7 @@ The families:
 from __future__ import annotations
 
 import enum
+from typing import TypeVar
 
 
 def snake_case(name: str) -> str:
@@ -34,10 +35,23 @@ class ReelforgeError(Exception):
 
     status_code: int = 500
     name: str = "ReelforgeError"
+    nothing_billed: bool = False
+    """Set (``unbilled``) on an engine's error that proves its upstream started nothing it
+    may charge for: a refused connection, 429 past the retries, a rejected key, or a
+    terminal failure the upstream does not bill. Only then may a route fail over."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+E = TypeVar("E", bound=ReelforgeError)
+
+
+def unbilled(error: E) -> E:
+    """``error``, marked as leaving nothing billable upstream (a route may fail over)."""
+    error.nothing_billed = True
+    return error
 
 
 class InvalidRequest(ReelforgeError):

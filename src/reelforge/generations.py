@@ -23,6 +23,7 @@ from typing import Any
 
 from reelforge.catalog import MODELS, GenerationParams, price_table, validate_request
 from reelforge.catalog.fields import MAX_SEED
+from reelforge.engines.routing import check_provider
 from reelforge.errors import Conflict, Gone, InvalidRequest, NotFound
 from reelforge.jobs import JobRecord, JobStatus, JobStore, NewJob, Principal
 from reelforge.jobs.store import Admission, Page
@@ -102,6 +103,7 @@ class Generations:
         if isinstance(body, dict) and WEBHOOK_FIELD in body:
             body = {key: value for key, value in body.items() if key != WEBHOOK_FIELD}
         spec, params = validate_request(body)
+        check_provider(self._settings, spec.name, params.value("provider"))
         job_uuid = uuid.uuid4()
         stored = params.model_dump(mode="json")
         staged: list[str] = []

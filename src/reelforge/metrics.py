@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -57,6 +58,17 @@ ENGINE_FAILURES = Counter(
     "Jobs that ended in error while their engine ran, by engine and error name.",
     ["engine", "error"],
 )
+FAILOVERS = Counter(
+    "reelforge_engine_failovers",
+    "Times a job left a route's engine for the next, by model, engine and reason.",
+    ["model", "engine", "reason"],
+)
+BREAKER_OPEN = Gauge(
+    "reelforge_engine_circuit_open_here",
+    "1 while an engine instance's circuit breaker is open in this worker process.",
+    ["engine"],
+    multiprocess_mode="max",
+)
 WEBHOOK_DELIVERIES = Counter(
     "reelforge_webhook_deliveries",
     "Webhook delivery attempts by result (delivered, retry, failed, disabled, dropped).",
@@ -83,8 +95,37 @@ class QueueCollector(Collector):
         )
 
 
-def exposition(counts: Callable[[], dict[str, int]]) -> tuple[bytes, str]:
-    """The text exposition of every process's metrics plus the queue gauges."""
+class EngineCollector(Collector):
+    """Each routed engine's circuit and busy slots, read from the database at scrape time
+    (so every worker on every machine counts), from ``routing.engine_health``."""
+
+    def __init__(self, health: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        health = self._health()
+        circuit = GaugeMetricFamily(
+            "reelforge_engine_circuit_open",
+            "1 while some worker has the engine's circuit breaker open.",
+            labels=["engine"],
+        )
+        busy = GaugeMetricFamily(
+            "reelforge_engine_busy_slots",
+            "Jobs holding one of the engine's capacity slots.",
+            labels=["engine"],
+        )
+        for name, state in sorted(health.items()):
+            circuit.add_metric([name], 1 if state["circuit"] == "open" else 0)
+            busy.add_metric([name], state["busy"])
+        yield circuit
+        yield busy
+
+
+def exposition(
+    counts: Callable[[], dict[str, int]],
+    engines: Callable[[], dict[str, dict[str, Any]]] | None = None,
+) -> tuple[bytes, str]:
+    """The text exposition of every process's metrics plus the queue (and engine) gauges."""
     from prometheus_client import (
         CONTENT_TYPE_LATEST,
         REGISTRY,
@@ -95,6 +136,8 @@ def exposition(counts: Callable[[], dict[str, int]]) -> tuple[bytes, str]:
 
     queue = CollectorRegistry()
     queue.register(QueueCollector(counts))
+    if engines is not None:
+        queue.register(EngineCollector(engines))
     if os.environ.get(MULTIPROC_ENV):
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged)

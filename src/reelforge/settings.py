@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -64,6 +64,30 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+class EngineInstance(BaseModel):
+    """One named engine a route can list (``[engines.<name>]`` in reelforge.toml, or
+    ``REELFORGE_ENGINES`` as JSON); see the README's "Routing" section."""
+
+    kind: str = "openai-videos"
+    """``openai-videos`` (a server speaking OpenAI's ``/v1/videos``: vLLM-Omni, SGLang
+    Diffusion, another reelforge) or a built-in engine (``aimlapi``, ``google``,
+    ``preview``...) configured by its own settings; the instance adds a capacity."""
+    base_url: str | None = None
+    """The server's root, e.g. ``http://gpu-a:8091`` (``/v1/videos`` is appended)."""
+    api_key: SecretStr | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+    """reelforge model -> the model name the server knows; only these models are sent
+    there (empty: every model, under its reelforge name)."""
+    request_format: Literal["multipart", "json"] = "multipart"
+    """How creates are sent: multipart (vLLM-Omni, SGLang, reelforge) or JSON."""
+    extra_fields: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Fields added to every create, e.g. ``{num_inference_steps = 30}``."""
+    capacity: int | None = Field(default=None, ge=1, le=100_000)
+    """Jobs it runs at once across all workers (a GPU server's slots); none: no cap."""
+    poll_seconds: float = Field(default=5.0, gt=0.0, le=300.0)
+    timeout_seconds: float = Field(default=1800.0, gt=0.0)
 
 
 class Settings(BaseSettings):
@@ -141,6 +165,16 @@ class Settings(BaseSettings):
 
     model_engines: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     """Per-model engines, e.g. ``veo2=diffusers,google/veo-3.0-i2v=aimlapi``."""
+
+    engines: dict[str, EngineInstance] = Field(default_factory=dict)
+    """Named engine instances for ``routes`` (JSON in ``REELFORGE_ENGINES``)."""
+    routes: dict[str, list[str]] = Field(default_factory=dict)
+    """Per model, the engines to try in order, e.g. ``{"google/veo3": ["gpu-a", "gpu-b",
+    "aimlapi"]}``; a job moves on only while nothing billable happened upstream."""
+    breaker_failures: int = Field(default=3, ge=1, le=1000)
+    """Consecutive failures after which an engine instance's circuit opens."""
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """How long an open circuit skips its engine before one job probes it again."""
 
     openai_models: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: {"sora-2": "veo2", "sora-2-pro": "google/veo-3.1-t2v"}

@@ -33,6 +33,7 @@ from reelforge.api.security import (
 )
 from reelforge.catalog import MODELS, describe_model, price_table
 from reelforge.engines import EngineRouter
+from reelforge.engines.routing import engine_health, held_leases
 from reelforge.errors import NotFound, Unauthorized
 from reelforge.generations import Generations
 from reelforge.media.netguard import FetchPolicy
@@ -168,15 +169,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(openai.router)
     app.include_router(files.router)
 
+    def routed_engines() -> dict[str, dict[str, Any]]:
+        return engine_health(settings, held_leases(services.database.jobs))
+
     @app.get("/health", tags=["operations"], summary="Liveness and queue state")
     def health(services: ServicesDep) -> dict[str, Any]:
-        return {
+        answer = {
             "status": "ok",
             "version": __version__,
             "jobs": services.generations.queue_counts(),
             "workers": settings.workers,
             "models": {name: {"engine": engines.engine_name(name)} for name in MODELS},
         }
+        if settings.routes:
+            answer["engines"] = routed_engines()
+        return answer
 
     prices = price_table(settings.prices)
 
@@ -201,7 +208,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         given = credentials.credentials if credentials else ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("/metrics needs 'Authorization: Bearer <REELFORGE_METRICS_TOKEN>'")
-        body, content_type = metrics.exposition(services.generations.queue_counts)
+        body, content_type = metrics.exposition(
+            services.generations.queue_counts, routed_engines if settings.routes else None
+        )
         return Response(body, media_type=content_type)
 
     @app.get("/", include_in_schema=False)

@@ -165,10 +165,12 @@ class JobContext:
             self._on_report(start + (end - start) * max(0.0, min(1.0, fraction)), stage)
 
     def save_state(self, state: Mapping[str, Any]) -> None:
-        """Persist resume state now; raises ``JobInterrupted`` if the job must stop."""
-        self.raise_if_cancelled()
+        """Persist resume state now, then raise ``JobInterrupted`` if the job must stop
+        (saved first: an upstream task created just before a shutdown is resumed, not
+        created again)."""
         if self._on_save_state is not None:
             self._on_save_state(dict(state))
+        self.raise_if_cancelled()
 
     @property
     def cancelled(self) -> bool:
@@ -209,6 +211,24 @@ class JobContext:
             on_save_state=self._on_save_state,
             _stop=self._stop,
             _range=(low + (high - low) * start, low + (high - low) * end),
+        )
+
+    def saving_with(self, extra: Mapping[str, Any]) -> JobContext:
+        """A view whose ``save_state`` adds ``extra`` to every state it saves (a route
+        records which of its engines holds the upstream task); the rest is shared."""
+        inner = self._on_save_state
+
+        def save(state: Mapping[str, Any]) -> None:
+            if inner is not None:
+                inner({**state, **extra})
+
+        return JobContext(
+            self.job_id,
+            deadline=self.deadline,
+            on_report=self._on_report,
+            on_save_state=save,
+            _stop=self._stop,
+            _range=self._range,
         )
 
     # -- for the worker ------------------------------------------------------------------

@@ -416,6 +416,7 @@ class JobStore:
         max_attempts: int,
         models: Iterable[str] = (),
         default_max_running: int | None = None,
+        skip_models: Iterable[str] = (),
     ) -> JobRecord | None:
         """Take the next runnable job fairly, or ``None``.
 
@@ -424,7 +425,8 @@ class JobStore:
         goes next, its oldest job first; each claim advances the owner's virtual time by
         ``1 / priority``. A key with a long backlog therefore takes turns with every
         other key instead of starving it. ``models`` (if given) are the only models this
-        worker makes. A job whose lease ran out is runnable again while it has attempts
+        worker makes; ``skip_models`` are left queued this time (every engine of their
+        route is at capacity). A job whose lease ran out is runnable again while it has attempts
         left and was not cancelled; ``sweep`` ends the others.
         """
         now = self._clock()
@@ -440,6 +442,8 @@ class JobStore:
         conditions = [claimable]
         if models := list(models):
             conditions.append(JobRow.model.in_(models))
+        if skipped := list(skip_models):
+            conditions.append(JobRow.model.notin_(skipped))
         running = aliased(JobRow)
         running_now = (
             select(func.count())
@@ -710,6 +714,27 @@ class JobStore:
                 .values(holder=holder, expires_at=now + timedelta(seconds=seconds))
             )
             return taken.rowcount == 1
+
+    def unlock(self, name: str, holder: str) -> bool:
+        """End ``holder``'s lease ``name`` at once; ``False`` if it did not hold it."""
+        with self._session() as session:
+            ended = session.execute(
+                update(LockRow)
+                .where(LockRow.name == name, LockRow.holder == holder)
+                .values(expires_at=self._clock() - timedelta(seconds=1))
+            )
+            return ended.rowcount == 1
+
+    def held_locks(self, prefix: str) -> dict[str, str]:
+        """Leases now held whose names start with ``prefix``: name -> holder."""
+        now = self._clock()
+        with self._session() as session:
+            rows = session.execute(
+                select(LockRow.name, LockRow.holder).where(
+                    LockRow.name.startswith(prefix), LockRow.expires_at >= now
+                )
+            )
+            return {name: holder for name, holder in rows}
 
     def expired_videos(self, completed_before: datetime, limit: int) -> list[JobRecord]:
         """Completed jobs whose videos are past retention and not yet deleted."""

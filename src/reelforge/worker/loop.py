@@ -85,6 +85,7 @@ class Worker:
         self.store = store
         self.storage = storage
         self.engines = engines
+        engines.attach_capacity(store)  # engine slots and open circuits, across workers
         self.policy = policy or FetchPolicy.from_settings(settings)
         self.worker_id = worker_id
         self.stop_event = stop_event or threading.Event()
@@ -120,6 +121,7 @@ class Worker:
             max_attempts=self.settings.max_attempts,
             models=self.settings.worker_models,
             default_max_running=self.settings.default_max_running,
+            skip_models=self.engines.full_models(),
         )
         if job is None:
             return False

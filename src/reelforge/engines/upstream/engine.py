@@ -46,8 +46,10 @@ from reelforge.errors import (
     EngineError,
     Interruption,
     JobInterrupted,
+    ReelforgeError,
     ServiceUnavailable,
     UpstreamError,
+    unbilled,
 )
 from reelforge.media.clip import Clip
 from reelforge.media.fetch import VIDEO_FETCH_TIMEOUT_SECONDS, format_seconds
@@ -287,14 +289,25 @@ class UpstreamEngine(ABC, Generic[P, R]):
         def on_timeout() -> Exception:
             return UpstreamError(f"{self.service} did not accept the generation in time")
 
-        upstream_id = self._retrying(
-            lambda: self.submit(payload),
-            progress=progress,
-            deadline=deadline,
-            on_timeout=on_timeout,
-            what="starting the generation",
-        )
-        job.save_state({**self.saved_state(request, upstream_id), "submitted_at": time.time()})
+        try:
+            upstream_id = self._retrying(
+                lambda: self.submit(payload),
+                progress=progress,
+                deadline=deadline,
+                on_timeout=on_timeout,
+                what="starting the generation",
+                nothing_started=True,
+            )
+        except ServiceUnavailable as refused:  # our key rejected: nothing was started
+            unbilled(refused)
+            raise
+        try:
+            job.save_state({**self.saved_state(request, upstream_id), "submitted_at": time.time()})
+        except JobInterrupted as stop:  # cancelled while the create was answered
+            if stop.reason is Interruption.CANCELLED:
+                log = {"job_id": request.job_id, "upstream_id": upstream_id, "engine": self.name}
+                self._cancel_quietly(upstream_id, log)
+            raise
         logger.info(
             "upstream generation created",
             extra={"job_id": request.job_id, "upstream_id": upstream_id, "engine": self.name},
@@ -328,8 +341,8 @@ class UpstreamEngine(ABC, Generic[P, R]):
             if state.stage != stage:
                 logger.info("upstream status", extra={**log, "stage": state.stage})
                 stage = state.stage
-            if state.stage == "queued":
-                progress.set(PROGRESS_QUEUED, "queued")
+            if state.stage.startswith("queued"):  # "queued: 3 ahead" where it says
+                progress.set(PROGRESS_QUEUED, state.stage)
             elif state.estimate is not None:
                 progress.set(generating_share(state.estimate), state.stage)
             else:
@@ -350,10 +363,12 @@ class UpstreamEngine(ABC, Generic[P, R]):
         deadline: float,
         on_timeout: Callable[[], Exception],
         what: str,
+        nothing_started: bool = False,
     ) -> T:
         """``call()``, its ``Transient`` failures retried until it succeeds, fails
         otherwise, fails ``MAX_TRANSIENT_FAILURES + 1`` times in a row, or the deadline
-        passes (then ``on_timeout()``)."""
+        passes (then ``on_timeout()``). With ``nothing_started`` (a create) the error for
+        retries that ran out is marked ``unbilled``: a route may try its next engine."""
         backoff = Backoff(
             base=self.options.poll_seconds, cap=TRANSIENT_BACKOFF_CAP_SECONDS, random=self.random
         )
@@ -384,8 +399,12 @@ class UpstreamEngine(ABC, Generic[P, R]):
         try:
             return retrying(call)
         except Transient as failure:
-            if clock() >= deadline:
-                raise on_timeout() from None
-            raise UpstreamError(
-                f"the upstream video service kept failing while {what}: {failure.message}"
-            ) from None
+            # Every try failed in a way that proves nothing started (``submit``'s rule).
+            error = on_timeout() if clock() >= deadline else None
+            if error is None:
+                error = UpstreamError(
+                    f"the upstream video service kept failing while {what}: {failure.message}"
+                )
+            if nothing_started and isinstance(error, ReelforgeError):
+                unbilled(error)
+            raise error from None
