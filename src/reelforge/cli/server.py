@@ -292,7 +292,7 @@ def keys_webhook_secret(
 def gc() -> None:
     """Delete the videos past retention now (workers also do it every few minutes)."""
     from reelforge.runtime import open_database, open_storage
-    from reelforge.worker.retention import sweep_expired_videos
+    from reelforge.worker.retention import LOCK_NAME, sweep_expired_videos
 
     settings = _settings()
     if settings.retention_hours <= 0:
@@ -300,6 +300,14 @@ def gc() -> None:
         return
     database = open_database(settings)
     deleted = sweep_expired_videos(settings, database.jobs, open_storage(settings), "cli-gc")
+    if deleted is None:
+        holder = database.jobs.lock_holder(LOCK_NAME) or "another process"
+        console.print(
+            f"another process ({holder}) is deleting the videos past retention right now; "
+            "nothing done here",
+            highlight=False,
+        )
+        return
     console.print(
         f"deleted {deleted} video(s) older than {settings.retention_hours:g} hours", highlight=False
     )

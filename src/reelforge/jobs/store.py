@@ -711,6 +711,24 @@ class JobStore:
             )
             return taken.rowcount == 1
 
+    def unlock(self, name: str, holder: str) -> None:
+        """Give the named lease up at once if ``holder`` has it (a no-op otherwise)."""
+        with self._session() as session:
+            session.execute(
+                update(LockRow)
+                .where(LockRow.name == name, LockRow.holder == holder)
+                .values(expires_at=self._clock() - timedelta(seconds=1))
+            )
+
+    def lock_holder(self, name: str) -> str | None:
+        """Who holds the named lease now (None when nobody does)."""
+        with self._session() as session:
+            return session.scalar(
+                select(LockRow.holder).where(
+                    LockRow.name == name, LockRow.expires_at >= self._clock()
+                )
+            )
+
     def expired_videos(self, completed_before: datetime, limit: int) -> list[JobRecord]:
         """Completed jobs whose videos are past retention and not yet deleted."""
         with self._session() as session:
