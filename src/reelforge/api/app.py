@@ -102,6 +102,13 @@ class _EmbeddedWorkers:
         if self._pool is not None:
             self._pool.stop(drain)
 
+    def hurry(self) -> None:
+        """Hand running jobs back now instead of draining (a second Ctrl-C)."""
+        if self._supervisor is not None:
+            self._supervisor.hurry()
+        if self._pool is not None:
+            self._pool.request_stop(0.0)
+
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the app; with ``settings.workers > 0`` it also runs that many workers."""
@@ -113,6 +120,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(services.database.start_listening)
         workers = _EmbeddedWorkers(settings, services, engines) if settings.workers > 0 else None
+        app.state.workers = workers  # for `serve`'s second Ctrl-C (``hurry``)
         if workers is not None:
             await run_in_threadpool(workers.start)
         # Everything made so far (modules, the catalogue, the app) lives as long as the
@@ -138,6 +146,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         redoc_url=None,
     )
     app.state.services = services
+    app.state.engines = engines
     jobs = services.database.jobs
     app.state.url_signer = load_signer(settings, lambda: jobs.secret(SECRET_NAME))
     install_error_handlers(app)

@@ -13,7 +13,9 @@ it ran in the API's process. ``serve`` therefore runs its workers in a child pro
   say) and starts a new child, backing off if children keep dying;
 * a child that had to abandon a thread stuck in its engine exits with
   ``EXIT_RECYCLE`` and is restarted at once;
-* on shutdown the child gets SIGTERM and drains like ``reelforge worker``.
+* on shutdown the child gets SIGTERM and drains like ``reelforge worker``; ``hurry``
+  (a second Ctrl-C on ``serve``) sends SIGUSR1, and the child hands its jobs back at once
+  (not a second SIGTERM: two signals close together may arrive as one).
 
 Job events travel between the processes through the job store's transport, so pick-up
 and long-poll latencies stay in milliseconds.
@@ -156,6 +158,12 @@ class WorkerSupervisor:
             with contextlib.suppress(OSError):
                 process.stdin.close()
 
+    def hurry(self) -> None:
+        """Have the child hand its running jobs back now instead of draining."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGUSR1)
+
 
 def child_main() -> None:
     """Entry point of a supervised worker process (see the module docstring)."""
@@ -194,17 +202,25 @@ def run_worker_process(
     def on_signal(number: int, _frame: object) -> None:
         nonlocal signals
         signals += 1
-        drain = settings.drain_seconds if signals == 1 else 0.0
-        log.info(
-            "%s: stopping; running jobs get %g s to finish before they are handed back",
-            signal.Signals(number).name,
-            drain,
+        drain = settings.drain_seconds if signals == 1 and number != signal.SIGUSR1 else 0.0
+        # Supervised, the signal comes from `serve`, which has said why (e.g. Ctrl-C).
+        cause = (
+            "stop asked by the serving process"
+            if supervised
+            else f"{signal.Signals(number).name}: stopping"
         )
+        if drain:
+            log.info(
+                "%s; running jobs get %g s to finish before they are handed back", cause, drain
+            )
+        else:
+            log.info("%s; handing running jobs back now", cause)
         pool.request_stop(drain)
 
     signal.signal(signal.SIGTERM, on_signal)
     if supervised:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, on_signal)
 
         def watch_parent() -> None:
             sys.stdin.buffer.read()
