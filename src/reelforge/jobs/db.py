@@ -76,7 +76,7 @@ def make_engine(
         raise ConfigurationError(
             f"REELFORGE_DATABASE_URL cannot be used ({reason}); expected e.g. "
             "sqlite:////path/reelforge.db or postgresql+psycopg://user@host/db "
-            "(pip install 'reelforge[postgres]')"
+            "(pip install -e '.[postgres]' in the clone)"
         ) from None
     if parsed.database and parsed.database != ":memory:":
         folder = Path(parsed.database).expanduser().parent
