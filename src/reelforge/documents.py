@@ -86,6 +86,11 @@ class Generation(BaseModel):
         default=None,
         description="When the video is (or was) deleted; its URL answers 410 Gone after.",
     )
+    video_expired: bool = Field(
+        default=False,
+        description="True once retention deleted the video: `video` is then null (the "
+        "status stays `completed`); generate it again for a new one.",
+    )
 
 
 class GenerationList(BaseModel):
@@ -106,7 +111,8 @@ def present(
 ) -> Generation:
     """The GET document; ``retention_hours`` says when a finished video expires."""
     video = None
-    if job.status is JobStatus.COMPLETED and job.video_key and video_url:
+    expired = job.video_expired_at is not None
+    if job.status is JobStatus.COMPLETED and job.video_key and video_url and not expired:
         video = Video(
             url=video_url,
             file_name=job.video_key.rsplit("/", 1)[-1],
@@ -139,6 +145,7 @@ def present(
         prompt_used=job.info.get("prompt_used"),
         engine=job.info.get("engine"),
         expires_at=expiry(job, retention_hours),
+        video_expired=expired,
     )
 
 

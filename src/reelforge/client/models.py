@@ -73,6 +73,10 @@ class Generation(_Model):
     """Percent done (0-100), reelforge only."""
     stage: str | None = None
     seed: int | None = None
+    expires_at: datetime | None = None
+    """When retention deletes (or deleted) the video, reelforge only."""
+    video_expired: bool = False
+    """True once the video was deleted by retention (``video`` is then None)."""
 
     @property
     def is_done(self) -> bool:
