@@ -285,12 +285,7 @@ class Generations:
                 "Body validation error: webhook_url: Expected an http(s) URL", WEBHOOK_FIELD
             )
         url = given.strip()
-        if len(url) > MAX_WEBHOOK_URL_CHARS or not url.lower().startswith(("http://", "https://")):
-            raise InvalidRequest(
-                f"Body validation error: webhook_url: Expected an http(s) URL of at most "
-                f"{MAX_WEBHOOK_URL_CHARS} characters",
-                WEBHOOK_FIELD,
-            )
+        _check_webhook_shape(url)
         if not principal.can_sign_webhooks:
             raise InvalidRequest(
                 "Body validation error: webhook_url: webhooks need a key made with "
@@ -422,6 +417,25 @@ class Generations:
     def queue_counts(self) -> dict[str, int]:
         """Jobs by status, for ``/health``."""
         return self._store.count_by_status()
+
+
+def _check_webhook_shape(url: str) -> None:
+    if len(url) > MAX_WEBHOOK_URL_CHARS or not url.lower().startswith(("http://", "https://")):
+        raise InvalidRequest(
+            f"Body validation error: webhook_url: Expected an http(s) URL of at most "
+            f"{MAX_WEBHOOK_URL_CHARS} characters",
+            WEBHOOK_FIELD,
+        )
+
+
+def vet_webhook_url(url: str, policy: FetchPolicy) -> str:
+    """A key's default webhook, checked when it is set (``keys update``) as a create's
+    ``webhook_url`` is: an http(s) URL to an address the fetch policy allows. Refused
+    here, it is never retried for days at delivery."""
+    url = url.strip()
+    _check_webhook_shape(url)
+    check_url(url, policy, field=WEBHOOK_FIELD)
+    return url
 
 
 def _visible(job: JobRecord) -> tuple[Any, ...]:

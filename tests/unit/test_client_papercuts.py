@@ -109,7 +109,10 @@ def test_a_refused_retry_is_not_logged_as_a_wait(caplog: pytest.LogCaptureFixtur
     def serve(request: httpx.Request) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": "3600"}, json={"message": "later"})
 
-    with caplog.at_level(logging.WARNING, "reelforge.client"), client_over(serve) as client:
-        with pytest.raises(RateLimitError):
-            client.get(GEN_ID)
+    with (
+        caplog.at_level(logging.WARNING, "reelforge.client"),
+        client_over(serve) as client,
+        pytest.raises(RateLimitError),
+    ):
+        client.get(GEN_ID)
     assert not [r for r in caplog.records if r.name == "reelforge.client"]

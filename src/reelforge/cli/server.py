@@ -312,10 +312,15 @@ def keys_update(
     credits: CreditsOption = None,
 ) -> None:
     """Change a key's settings: webhook, limits, credit balance."""
+    from reelforge.generations import vet_webhook_url
+    from reelforge.media.netguard import FetchPolicy
     from reelforge.runtime import open_database
 
     values = _parse_limits(rpm, read_rpm, max_queued, max_running, priority, credits)
-    database = open_database(_settings())
+    settings = _settings()
+    if webhook_url:
+        webhook_url = vet_webhook_url(webhook_url, FetchPolicy.from_settings(settings))
+    database = open_database(settings)
     key = database.keys.update(key_id, webhook_url=webhook_url, **values)
     if webhook_url:
         database.jobs.outbox.enable(key.id, webhook_url)
