@@ -63,6 +63,11 @@ class Meta(BaseModel):
 class GenerationCreated(BaseModel):
     id: str = Field(description="Generation id, `<uuid>:<model>`.")
     status: JobStatus
+    warnings: list[str] | None = Field(
+        default=None,
+        description="What was accepted but ignored, e.g. an unknown field and the closest "
+        "known one (reelforge extension; absent when nothing was).",
+    )
 
 
 class Generation(BaseModel):

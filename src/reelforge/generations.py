@@ -11,6 +11,7 @@ storage, so the job row stays small and never holds image data.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,6 +24,7 @@ from typing import Any
 
 from reelforge.catalog import MODELS, GenerationParams, price_table, validate_request
 from reelforge.catalog.fields import MAX_SEED
+from reelforge.catalog.validation import ignored_fields
 from reelforge.errors import Conflict, Gone, InvalidRequest, NotFound
 from reelforge.jobs import JobRecord, JobStatus, JobStore, NewJob, Principal
 from reelforge.jobs.store import Admission, Page
@@ -59,6 +61,8 @@ class Submitted:
     job: JobRecord
     replayed: bool
     """True when an ``Idempotency-Key`` matched an earlier request: nothing new was made."""
+    warnings: tuple[str, ...] = ()
+    """What was accepted but ignored (unknown fields, with the closest known one)."""
 
 
 def request_hash(body: object) -> str:
@@ -102,6 +106,8 @@ class Generations:
         if isinstance(body, dict) and WEBHOOK_FIELD in body:
             body = {key: value for key, value in body.items() if key != WEBHOOK_FIELD}
         spec, params = validate_request(body)
+        assert isinstance(body, dict)  # validate_request refuses anything else
+        warnings = tuple(ignored_fields(body, spec, MODELS))
         job_uuid = uuid.uuid4()
         stored = params.model_dump(mode="json")
         staged: list[str] = []
@@ -126,7 +132,7 @@ class Generations:
             request_hash=digest,
             webhook_url=webhook_url,
         )
-        return self._create(new_job, principal, staged)
+        return dataclasses.replace(self._create(new_job, principal, staged), warnings=warnings)
 
     def _create(self, new_job: NewJob, principal: Principal, staged: list[str]) -> Submitted:
         """Queue ``new_job`` within the key's limits; its ``staged`` inputs are dropped if

@@ -330,7 +330,10 @@ class ClientCore:
         headers = {**self._auth(), IDEMPOTENCY_HEADER: idempotency_key or str(uuid.uuid4())}
         send = Send("POST", self._url(GENERATIONS_PATH), headers, json=body)
         response = yield from self._call(send, create=True)
-        return parse_model(GenerationCreated, response)
+        created = parse_model(GenerationCreated, response)
+        for warning in created.warnings or ():
+            log.warning("the server ignored part of the request: %s", warning)
+        return created
 
     def get(self, generation_id: str, wait: float | None = None) -> Operation[Generation]:
         generation, _ = yield from self._get(generation_id, wait)

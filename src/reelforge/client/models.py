@@ -55,6 +55,9 @@ class GenerationCreated(_Model):
 
     id: str
     status: str
+    warnings: list[str] | None = None
+    """What the server accepted but ignored (reelforge: unknown fields, with the closest
+    known one); the SDK also logs each as a warning."""
 
 
 class Generation(_Model):
