@@ -1,6 +1,7 @@
 """Typos that used to pass silently: unknown fields are still accepted (the published
 API accepts them) but named, with the closest known one, in ``warnings`` and a header;
-an unknown model gets a "did you mean"; ``?id=`` on GET is not a list."""
+an unknown model gets a "did you mean"; ``?id=`` on GET is not a list; ``/health`` of
+an API without workers says where they run."""
 
 from __future__ import annotations
 
@@ -95,3 +96,12 @@ def test_the_sdk_logs_the_servers_warnings(
         created = sdk.create("veo2", "a fox", aspect_ration="9:16")
     assert created.warnings and "aspect_ratio" in created.warnings[0]
     assert any("did you mean 'aspect_ratio'" in r.getMessage() for r in caplog.records)
+
+
+def test_health_says_where_workers_run(client: TestClient) -> None:
+    health = client.get("/health").json()
+    assert health["workers"] == 0
+    assert (
+        health["workers_run"].startswith("elsewhere")
+        and "reelforge worker" in (health["workers_run"])
+    )

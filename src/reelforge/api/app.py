@@ -110,6 +110,18 @@ class _EmbeddedWorkers:
             self._pool.request_stop(0.0)
 
 
+def _where_workers_run(settings: Settings) -> str:
+    """``/health``'s answer to "workers: 0?" on an API replica whose workers run elsewhere."""
+    if settings.workers <= 0:
+        return (
+            "elsewhere: this API process runs none (REELFORGE_WORKERS=0); `reelforge worker` "
+            "processes that share its database claim the jobs"
+        )
+    if settings.worker_isolation == "process":
+        return "here, in a child process of this service"
+    return "here, in this process"
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the app; with ``settings.workers > 0`` it also runs that many workers."""
     settings = settings or (services.settings if services else Settings())
@@ -184,6 +196,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "version": __version__,
             "jobs": services.generations.queue_counts(),
             "workers": settings.workers,
+            "workers_run": _where_workers_run(settings),
             "models": {name: {"engine": engines.engine_name(name)} for name in MODELS},
         }
 
