@@ -83,6 +83,9 @@ class Generation(BaseModel):
     progress: float = Field(description="Percent done, 0-100.")
     stage: str | None = None
     seed: int = Field(description="Seed used; reuse it to reproduce the video.")
+    prompt: str | None = Field(
+        default=None, description="The prompt as the request gave it (reelforge extension)."
+    )
     prompt_used: str | None = Field(
         default=None, description="The prompt the engine received (after enhancement)."
     )
@@ -147,11 +150,16 @@ def present(
         progress=round(job.progress * 100, 1),
         stage=job.stage,
         seed=job.seed,
+        prompt=_text(job.params.get("prompt")),
         prompt_used=job.info.get("prompt_used"),
         engine=job.info.get("engine"),
         expires_at=expiry(job, retention_hours),
         video_expired=expired,
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def expiry(job: JobRecord, retention_hours: float) -> datetime | None:
