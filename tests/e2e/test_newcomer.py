@@ -91,12 +91,14 @@ def test_serve_says_what_it_serves_and_a_second_ctrl_c_hands_jobs_back(tmp_path)
         wait_until(lambda: "stop asked by the serving process" in live.log_path.read_text(), 30)
         stopped_at = time.monotonic()
         live.process.send_signal(signal.SIGINT)
-        live.process.wait(timeout=60)  # far less than the 300 s drain
+        code = live.process.wait(timeout=60)  # far less than the 300 s drain
         assert time.monotonic() - stopped_at < 60
+        assert code == 0
     finally:
         live.kill()
     log = live.log_path.read_text()
     assert "SIGTERM" not in log, log
+    assert "Traceback" not in log, log
     assert "Ctrl-C again: handing running generations back now" in log
     database = open_database(Settings(home=home, _env_file=None), auto_migrate=False)
     try:

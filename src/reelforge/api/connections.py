@@ -13,6 +13,7 @@ event), so they cost only their connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import socket
@@ -162,7 +163,9 @@ def run_server(
         log_config=None,
         **server_options(settings),  # bounds on slow and idle clients
     )
-    Server(config).run(sockets=None if sock is None else [sock])
+    # As uvicorn.run does: after a graceful stop, uvicorn raises the SIGINT it caught again.
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(config).run(sockets=None if sock is None else [sock])
 
 
 def _raise_open_files_limit(wanted: int) -> None:
