@@ -47,6 +47,8 @@ HEALTHY_AFTER_SECONDS = 60.0
 STOP_GRACE_SECONDS = 30.0
 STOPPED_GRACE_SECONDS = 5.0
 """After a worker process exits cleanly, how long to wait for the service's own stop."""
+DRAIN_NOTICE_SECONDS = 10.0
+"""While a stop drains, how often it says it is still waiting."""
 CHILD_COMMAND = "from reelforge.worker.supervisor import child_main; child_main()"
 
 
@@ -148,12 +150,23 @@ class WorkerSupervisor:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(drain_seconds + STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                log.error("worker process did not stop; killing it", extra={"pid": process.pid})
-                process.kill()
-                process.wait()
+            deadline = time.monotonic() + drain_seconds + STOP_GRACE_SECONDS
+            while process.poll() is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.error("worker process did not stop; killing it", extra={"pid": process.pid})
+                    process.kill()
+                    process.wait()
+                    break
+                try:
+                    process.wait(min(left, DRAIN_NOTICE_SECONDS))
+                except subprocess.TimeoutExpired:
+                    # Not silence: say what the stop waits for, and how to cut it short.
+                    log.info(
+                        "still waiting for the running jobs to finish (up to %.0f s more); "
+                        "a second Ctrl-C or SIGTERM hands them back now",
+                        max(0.0, deadline - time.monotonic() - STOP_GRACE_SECONDS),
+                    )
         if process.stdin is not None:
             with contextlib.suppress(OSError):
                 process.stdin.close()
