@@ -424,9 +424,11 @@ def worker(
         start_http_server(metrics_port)
 
     def announce(_pool: object) -> None:
+        from reelforge.engines import EngineRouter
+
         err_console.print(
             f"reelforge worker running {concurrency} job(s) at a time "
-            f"(engine {settings.engine}, pid {threading.get_native_id()})",
+            f"(pid {threading.get_native_id()})\n  {_engines_line(EngineRouter(settings))}",
             highlight=False,
         )
 
