@@ -262,6 +262,7 @@ def test_on_a_wide_screen_the_form_and_the_generation_sit_side_by_side(
     form = page.locator("#create").bounding_box()
     waiting = page.locator("#stage-empty").bounding_box()
     assert form and waiting and waiting["x"] >= form["x"] + form["width"]  # a column saved
+    page.screenshot(path=screenshots / "8-wide-empty.png")
     page.fill("#f-prompt", "a lighthouse on a cliff at night")
     page.click("#submit")
     wait_for_playing_video(page, 5)
@@ -280,7 +281,7 @@ def test_on_a_wide_screen_the_form_and_the_generation_sit_side_by_side(
     assert video["y"] + video["height"] <= 1000  # above the fold on a fresh page too
     assert gallery["y"] >= max(form["y"] + form["height"], current["y"] + current["height"])
     assert gallery["width"] > form["width"] + current["width"]  # across both columns
-    page.screenshot(path=screenshots / "8-wide.png")
+    page.screenshot(path=screenshots / "9-wide.png")
     assert console.errors == []
 
 
