@@ -3,8 +3,8 @@
 Selected with ``REELFORGE_ENGINE=crash_engine:create`` (the tests put this directory on
 ``PYTHONPATH``). The prompt says what to do: ``segfault`` dereferences a null pointer
 (as a broken native library would), ``exit`` calls ``os._exit``, ``hang`` blocks without
-ever looking at its job context (a stuck model load); anything else returns a tiny real
-MP4 at once.
+ever looking at its job context (a stuck model load), ``linger`` waits politely until
+its job is cancelled or handed back; anything else returns a tiny real MP4 at once.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class CrashEngine:
             os._exit(3)
         if "hang" in request.prompt:
             threading.Event().wait()
+        if "linger" in request.prompt:
+            while True:
+                job.report(0.5, "lingering")
+                job.sleep(1.0)  # raises once the job must stop
         copy = Path(tempfile.mkdtemp()) / "clip.mp4"
         shutil.copyfile(_sample(), copy)
         return Clip(width=320, height=180, frame_count=24, file=copy)

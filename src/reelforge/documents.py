@@ -68,6 +68,11 @@ class Meta(BaseModel):
 class GenerationCreated(BaseModel):
     id: str = Field(description="Generation id, `<uuid>:<model>`.")
     status: JobStatus
+    warnings: list[str] | None = Field(
+        default=None,
+        description="What was accepted but ignored, e.g. an unknown field and the closest "
+        "known one (reelforge extension; absent when nothing was).",
+    )
 
 
 class Generation(BaseModel):
@@ -83,6 +88,9 @@ class Generation(BaseModel):
     progress: float = Field(description="Percent done, 0-100.")
     stage: str | None = None
     seed: int = Field(description="Seed used; reuse it to reproduce the video.")
+    prompt: str | None = Field(
+        default=None, description="The prompt as the request gave it (reelforge extension)."
+    )
     prompt_used: str | None = Field(
         default=None, description="The prompt the engine received (after enhancement)."
     )
@@ -90,6 +98,11 @@ class Generation(BaseModel):
     expires_at: datetime | None = Field(
         default=None,
         description="When the video is (or was) deleted; its URL answers 410 Gone after.",
+    )
+    video_expired: bool = Field(
+        default=False,
+        description="True once retention deleted the video: `video` is then null (the "
+        "status stays `completed`); generate it again for a new one.",
     )
 
 
@@ -111,7 +124,8 @@ def present(
 ) -> Generation:
     """The GET document; ``retention_hours`` says when a finished video expires."""
     video = None
-    if job.status is JobStatus.COMPLETED and job.video_key and video_url:
+    expired = job.video_expired_at is not None
+    if job.status is JobStatus.COMPLETED and job.video_key and video_url and not expired:
         video = Video(
             url=video_url,
             file_name=job.video_key.rsplit("/", 1)[-1],
@@ -143,10 +157,16 @@ def present(
         progress=round(job.progress * 100, 1),
         stage=job.stage,
         seed=job.seed,
+        prompt=_text(job.params.get("prompt")),
         prompt_used=job.info.get("prompt_used"),
         engine=job.info.get("engine"),
         expires_at=expiry(job, retention_hours),
+        video_expired=expired,
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def expiry(job: JobRecord, retention_hours: float) -> datetime | None:

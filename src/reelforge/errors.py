@@ -168,17 +168,25 @@ class FetchError(InputError):
 
     ``transient`` marks failures that repeating the same fetch may cure (a dropped
     connection, 429 or 5xx); a refused address or an oversized body is never transient.
-    ``retry_after_seconds`` is the server's ``Retry-After``, if it sent one.
+    ``retry_after_seconds`` is the server's ``Retry-After``, if it sent one. ``refused``
+    marks an address the fetch policy forbids (or a URL that is no URL): permanent until
+    the operator changes ``REELFORGE_FETCH_ALLOW``, so a webhook is not retried for days.
     """
 
     name = "FetchError"
 
     def __init__(
-        self, message: str, *, transient: bool = False, retry_after_seconds: float | None = None
+        self,
+        message: str,
+        *,
+        transient: bool = False,
+        retry_after_seconds: float | None = None,
+        refused: bool = False,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after_seconds = retry_after_seconds
+        self.refused = refused
 
 
 class ImageFetchError(FetchError):

@@ -11,6 +11,7 @@ storage, so the job row stays small and never holds image data.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,6 +24,7 @@ from typing import Any
 
 from reelforge.catalog import MODELS, GenerationParams, price_table, validate_request
 from reelforge.catalog.fields import MAX_SEED
+from reelforge.catalog.validation import ignored_fields
 from reelforge.engines.routing import check_provider
 from reelforge.errors import Conflict, Gone, InvalidRequest, NotFound
 from reelforge.jobs import JobRecord, JobStatus, JobStore, NewJob, Principal
@@ -60,6 +62,8 @@ class Submitted:
     job: JobRecord
     replayed: bool
     """True when an ``Idempotency-Key`` matched an earlier request: nothing new was made."""
+    warnings: tuple[str, ...] = ()
+    """What was accepted but ignored (unknown fields, with the closest known one)."""
 
 
 def request_hash(body: object) -> str:
@@ -104,6 +108,8 @@ class Generations:
             body = {key: value for key, value in body.items() if key != WEBHOOK_FIELD}
         spec, params = validate_request(body)
         check_provider(self._settings, spec.name, params.value("provider"))
+        assert isinstance(body, dict)  # validate_request refuses anything else
+        warnings = tuple(ignored_fields(body, spec, MODELS))
         job_uuid = uuid.uuid4()
         stored = params.model_dump(mode="json")
         staged: list[str] = []
@@ -128,7 +134,7 @@ class Generations:
             request_hash=digest,
             webhook_url=webhook_url,
         )
-        return self._create(new_job, principal, staged)
+        return dataclasses.replace(self._create(new_job, principal, staged), warnings=warnings)
 
     def _create(self, new_job: NewJob, principal: Principal, staged: list[str]) -> Submitted:
         """Queue ``new_job`` within the key's limits; its ``staged`` inputs are dropped if
@@ -287,12 +293,7 @@ class Generations:
                 "Body validation error: webhook_url: Expected an http(s) URL", WEBHOOK_FIELD
             )
         url = given.strip()
-        if len(url) > MAX_WEBHOOK_URL_CHARS or not url.lower().startswith(("http://", "https://")):
-            raise InvalidRequest(
-                f"Body validation error: webhook_url: Expected an http(s) URL of at most "
-                f"{MAX_WEBHOOK_URL_CHARS} characters",
-                WEBHOOK_FIELD,
-            )
+        _check_webhook_shape(url)
         if not principal.can_sign_webhooks:
             raise InvalidRequest(
                 "Body validation error: webhook_url: webhooks need a key made with "
@@ -424,6 +425,25 @@ class Generations:
     def queue_counts(self) -> dict[str, int]:
         """Jobs by status, for ``/health``."""
         return self._store.count_by_status()
+
+
+def _check_webhook_shape(url: str) -> None:
+    if len(url) > MAX_WEBHOOK_URL_CHARS or not url.lower().startswith(("http://", "https://")):
+        raise InvalidRequest(
+            f"Body validation error: webhook_url: Expected an http(s) URL of at most "
+            f"{MAX_WEBHOOK_URL_CHARS} characters",
+            WEBHOOK_FIELD,
+        )
+
+
+def vet_webhook_url(url: str, policy: FetchPolicy) -> str:
+    """A key's default webhook, checked when it is set (``keys update``) as a create's
+    ``webhook_url`` is: an http(s) URL to an address the fetch policy allows. Refused
+    here, it is never retried for days at delivery."""
+    url = url.strip()
+    _check_webhook_shape(url)
+    check_url(url, policy, field=WEBHOOK_FIELD)
+    return url
 
 
 def _visible(job: JobRecord) -> tuple[Any, ...]:

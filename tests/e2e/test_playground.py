@@ -132,6 +132,8 @@ def test_generate_play_copy_and_find_it_in_the_gallery_after_reload(
     expect(entry).to_have_attribute("data-status", "completed", timeout=30_000)
     expect(entry.locator("img")).to_have_js_property("complete", True)
     assert entry.locator("img").evaluate("img => img.naturalWidth") > 0  # the thumbnail
+    # The gallery shows what was typed, not the enhanced prompt the engine got.
+    expect(entry.locator(".prompt")).to_have_text("a lighthouse at dusk, waves")
     page.screenshot(path=screenshots / "3-gallery.png", full_page=True)
     assert console.errors == []
 
@@ -168,7 +170,9 @@ def test_a_validation_error_is_shown_at_its_field(
     page.click("#submit")
     error = page.locator("#err-seed")
     expect(error).to_be_visible()
-    expect(error).to_contain_text("seed")
+    # In words for a person under the field; the validator's own text is the tooltip.
+    expect(error).to_have_text("Must be between 0 and 4294967295 (you gave -4)")
+    assert "seed" in (error.get_attribute("title") or "")
     expect(page.locator("#f-seed")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#f-seed")).to_be_focused()
     expect(page.locator("#current")).to_be_hidden()  # nothing was created
@@ -243,3 +247,54 @@ def test_served_offline_from_the_package_with_a_strict_policy(server: LiveServer
         assert httpx.get(server.url + asset).status_code == 200, asset
     assert "http" not in "".join(re.findall(r'(?:src|href)="([^"]+)"', page.text))  # no CDN
     assert httpx.get(server.url + "/docs").status_code == 200  # the docs stay
+
+
+def test_on_a_wide_screen_the_form_and_the_generation_sit_side_by_side(
+    browser: Browser, server: LiveServer, screenshots: Path
+) -> None:
+    page, console = open_page(browser, server, viewport={"width": 1600, "height": 1000})
+    use_key(page, server.key)
+    page.select_option("#model", "veo2")
+    note = page.locator("#engine-note")
+    expect(note).to_be_visible()  # preview serves veo2 here: say what it makes
+    expect(note).to_contain_text("placeholder clips")
+    expect(note).to_contain_text("REELFORGE_ENGINE")
+    form = page.locator("#create").bounding_box()
+    waiting = page.locator("#stage-empty").bounding_box()
+    assert form and waiting and waiting["x"] >= form["x"] + form["width"]  # a column saved
+    page.screenshot(path=screenshots / "8-wide-empty.png")
+    page.fill("#f-prompt", "a lighthouse on a cliff at night")
+    page.click("#submit")
+    wait_for_playing_video(page, 5)
+    expect(page.locator("#stage-empty")).to_be_hidden()
+    # Where the user is (the click on Generate may have scrolled): the video is in view.
+    video = page.locator("#result video").bounding_box()
+    assert video and video["y"] >= 0 and video["y"] + video["height"] <= 1000
+    page.evaluate("window.scrollTo(0, 0)")
+    form = page.locator("#create").bounding_box()
+    current = page.locator("#current").bounding_box()
+    video = page.locator("#result video").bounding_box()
+    gallery = page.locator("#gallery-panel").bounding_box()
+    assert form and current and video and gallery
+    assert current["x"] >= form["x"] + form["width"]  # beside the form, not below it
+    assert abs(current["y"] - form["y"]) < 2  # top-aligned
+    assert video["y"] + video["height"] <= 1000  # above the fold on a fresh page too
+    assert gallery["y"] >= max(form["y"] + form["height"], current["y"] + current["height"])
+    assert gallery["width"] > form["width"] + current["width"]  # across both columns
+    page.screenshot(path=screenshots / "9-wide.png")
+    assert console.errors == []
+
+
+def test_on_a_phone_the_generation_stays_below_the_form(
+    browser: Browser, server: LiveServer
+) -> None:
+    page, _ = open_page(browser, server, viewport={"width": 375, "height": 740})
+    use_key(page, server.key)
+    page.select_option("#model", "veo2")
+    expect(page.locator("#stage-empty")).to_be_hidden()  # no empty column on a phone
+    page.fill("#f-prompt", "a kite over a beach")
+    page.click("#submit")
+    expect(page.locator("#current")).to_be_visible()
+    form = page.locator("#create").bounding_box()
+    current = page.locator("#current").bounding_box()
+    assert form and current and current["y"] >= form["y"] + form["height"]

@@ -283,7 +283,8 @@ def test_redirect_to_forbidden_address_by_ip(make_server: Callable[..., Server])
     policy = FetchPolicy(allow=("127.0.0.2/32",))
     with pytest.raises(ImageFetchError) as info:
         fetch_bytes(entry.url("/start"), policy)
-    assert info.value.message == "image_url redirects to a forbidden address"
+    assert info.value.message.startswith("image_url redirects to a forbidden address")
+    assert "REELFORGE_FETCH_ALLOW" in info.value.message and info.value.refused
     assert len(entry.requests) == 1
     time.sleep(0.1)
     assert target.connections == 0

@@ -12,7 +12,13 @@ import sys
 import httpx
 import pytest
 
-from reelforge.client import Client, PermissionDeniedError, RateLimitError
+from reelforge.client import (
+    Client,
+    DownloadError,
+    Generation,
+    PermissionDeniedError,
+    RateLimitError,
+)
 from support import LiveServer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -194,6 +200,22 @@ def test_retention_deletes_old_videos_and_their_urls_answer_410(ledger) -> None:
     assert "expired" in answer.json()["message"]
     after = ledger.get(done["id"]).json()
     assert after["status"] == "completed" and after["expires_at"]
+    assert after["video"] is None and after["video_expired"] is True  # no URL that 410s
+    assert done["video_expired"] is False
+    # The SDK and the CLI pass the server's explanation on, not "HTTP 410" and a URL.
+    with Client(ledger.key, ledger.url) as client, pytest.raises(DownloadError) as caught:
+        client.download(Generation.model_validate(done), ledger.home / "late.mp4")
+    assert caught.value.status_code == 410 and "expired" in caught.value.message
+    assert "signature" not in str(caught.value)
+    late = cli(
+        ledger.home,
+        "download",
+        done["id"],
+        "-o",
+        str(ledger.home / "late.mp4"),
+        env={"REELFORGE_BASE_URL": ledger.url, "REELFORGE_API_KEY": ledger.key},
+    )
+    assert late.returncode == 1 and "expired" in late.stderr and "generate it again" in late.stderr
     files = list((ledger.home / "files" / "videos").glob("*/output.mp4"))
     assert all(done["video"]["url"].split("/")[-2] != path.parent.name for path in files)
 

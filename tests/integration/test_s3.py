@@ -249,7 +249,7 @@ def test_open_storage_builds_s3_from_settings(
 
 def test_missing_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "boto3", None)
-    with pytest.raises(ImportError, match=r"pip install 'reelforge\[s3\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[s3\]'"):
         S3Storage(BUCKET, "p")
 
 

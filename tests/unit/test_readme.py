@@ -45,3 +45,35 @@ def test_readme_says_how_to_run_the_cli_after_installing() -> None:
     after_setup = text[text.index("<!-- test-command -->") :][:1500]
     assert ".venv/bin/reelforge" in after_setup
     assert "source .venv/bin/activate" in after_setup
+
+
+def test_readme_says_what_the_default_engine_makes_on_its_first_screen() -> None:
+    first_screen = README.read_text()[:1500]
+    assert "`preview` engine" in first_screen and "placeholder" in first_screen
+    assert "(#engines)" in first_screen  # and where real video comes from
+
+
+def test_readme_install_commands_work_from_a_clone() -> None:
+    """reelforge is not on PyPI: every extra is installed from the clone."""
+    text = README.read_text()
+    assert not re.findall(r"pip install '?reelforge\[", text)
+    assert "pip install -e '.[postgres,s3]'" in text
+
+
+def test_readme_postgres_steps_create_a_role_owning_its_database() -> None:
+    text = README.read_text()
+    assert "CREATE ROLE reelforge LOGIN" in text
+    assert "createdb -h db.internal -U postgres --owner reelforge reelforge" in text
+
+
+def test_readme_says_what_the_test_command_needs_next_to_it() -> None:
+    text = README.read_text()
+    after = text[text.index("<!-- test-command -->") :][:2500]
+    for need in ("PostgreSQL", "Redis", "Chromium", "torch 2.13.0", "pytest -m unit"):
+        assert need in after, need
+
+
+def test_readme_openai_section_says_how_to_install_the_sdk() -> None:
+    text = README.read_text()
+    section = text[text.index("## OpenAI Videos API") :][:1200]
+    assert "pip install openai" in section

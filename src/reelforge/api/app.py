@@ -103,6 +103,25 @@ class _EmbeddedWorkers:
         if self._pool is not None:
             self._pool.stop(drain)
 
+    def hurry(self) -> None:
+        """Hand running jobs back now instead of draining (a second Ctrl-C)."""
+        if self._supervisor is not None:
+            self._supervisor.hurry()
+        if self._pool is not None:
+            self._pool.request_stop(0.0)
+
+
+def _where_workers_run(settings: Settings) -> str:
+    """``/health``'s answer to "workers: 0?" on an API replica whose workers run elsewhere."""
+    if settings.workers <= 0:
+        return (
+            "elsewhere: this API process runs none (REELFORGE_WORKERS=0); `reelforge worker` "
+            "processes that share its database claim the jobs"
+        )
+    if settings.worker_isolation == "process":
+        return "here, in a child process of this service"
+    return "here, in this process"
+
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the app; with ``settings.workers > 0`` it also runs that many workers."""
@@ -114,6 +133,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(services.database.start_listening)
         workers = _EmbeddedWorkers(settings, services, engines) if settings.workers > 0 else None
+        app.state.workers = workers  # for `serve`'s second Ctrl-C (``hurry``)
         if workers is not None:
             await run_in_threadpool(workers.start)
         # Everything made so far (modules, the catalogue, the app) lives as long as the
@@ -139,6 +159,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         redoc_url=None,
     )
     app.state.services = services
+    app.state.engines = engines
     jobs = services.database.jobs
     app.state.url_signer = load_signer(settings, lambda: jobs.secret(SECRET_NAME))
     install_error_handlers(app)
@@ -179,6 +200,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "version": __version__,
             "jobs": services.generations.queue_counts(),
             "workers": settings.workers,
+            "workers_run": _where_workers_run(settings),
             "models": {name: {"engine": engines.engine_name(name)} for name in MODELS},
         }
         if settings.routes:

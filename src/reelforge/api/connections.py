@@ -13,10 +13,14 @@ event), so they cost only their connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
+import socket
+from collections.abc import Callable
 from typing import Any
 
+from reelforge.errors import ConfigurationError
 from reelforge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,12 +108,54 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def run_server(app: Any, settings: Settings) -> None:
+LISTEN_BACKLOG = 2048
+
+
+def bind(settings: Settings) -> socket.socket:
+    """The listening socket, bound before anything else starts: a port in use stops
+    ``serve`` with one line before it announces itself or starts a worker, and clients
+    that connect while the app starts wait in the backlog instead of being refused."""
+    host, port = settings.host, settings.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as error:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {error.strerror} (another reelforge or "
+            "program may have it; pick another with --port or REELFORGE_PORT)"
+        ) from None
+    return sock
+
+
+def run_server(
+    app: Any,
+    settings: Settings,
+    *,
+    sock: socket.socket | None = None,
+    on_signal: Callable[[int, bool], None] | None = None,
+) -> None:
     """Serve ``app`` with uvicorn the way ``reelforge serve`` does (the benchmarks' anchor
-    app too, so both are measured under the same settings)."""
+    app too, so both are measured under the same settings).
+
+    ``sock`` is a socket from ``bind``; ``on_signal(number, again)`` hears each stop
+    signal. A second one does not cut uvicorn's shutdown short (that would skip the
+    app's own, which hands running jobs back): ``on_signal`` hurries the workers instead.
+    """
     import uvicorn
 
-    uvicorn.run(
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            again = self.should_exit
+            if on_signal is not None:
+                on_signal(sig, again)
+            if not again:
+                super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -117,6 +163,9 @@ def run_server(app: Any, settings: Settings) -> None:
         log_config=None,
         **server_options(settings),  # bounds on slow and idle clients
     )
+    # As uvicorn.run does: after a graceful stop, uvicorn raises the SIGINT it caught again.
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(config).run(sockets=None if sock is None else [sock])
 
 
 def _raise_open_files_limit(wanted: int) -> None:

@@ -22,6 +22,7 @@ from reelforge.api.schemas import (
     present,
 )
 from reelforge.catalog import MODELS
+from reelforge.catalog.validation import closest_parameter
 from reelforge.errors import InvalidRequest
 from reelforge.generations import MAX_WAIT_SECONDS
 from reelforge.jobs import JobRecord
@@ -71,7 +72,35 @@ async def create_generation(
     )
     if submitted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return GenerationCreated(id=submitted.job.id, status=submitted.job.status)
+    warnings = list(submitted.warnings) or None
+    if warnings:
+        response.headers[WARNING_HEADER] = " | ".join(warnings)
+    return GenerationCreated(id=submitted.job.id, status=submitted.job.status, warnings=warnings)
+
+
+WARNING_HEADER = "X-Reelforge-Warning"
+"""What a request had that was accepted but ignored (unknown fields or parameters)."""
+GET_PARAMETERS = ("generation_id", "wait", "limit", "after", "status", "model")
+
+
+def _unknown_parameters(request: Request, listing: bool) -> list[str]:
+    """Query parameters the GET does not know. Listing (no ``generation_id``), a near
+    miss is refused: ``?id=`` would otherwise answer a list as if it were the job."""
+    notes = []
+    for name in dict.fromkeys(request.query_params.keys()):
+        if name in GET_PARAMETERS:
+            continue
+        guess = closest_parameter(name, GET_PARAMETERS)
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        shown = name if name.isascii() and name.isprintable() and len(name) <= 60 else "a name"
+        if listing and guess:
+            raise InvalidRequest(
+                f"'{shown}' is not a query parameter here (without generation_id this GET "
+                f"lists your generations){hint}",
+                shown,
+            )
+        notes.append(f"query parameter '{shown}' was ignored{hint}")
+    return notes
 
 
 StatusFilter = Annotated[
@@ -117,6 +146,9 @@ async def get_generation(
     Without ``generation_id``: the caller's generations, newest first, ``limit`` at a
     time, with ``next_cursor`` for the next page (reelforge extension).
     """
+    ignored = _unknown_parameters(request, listing=generation_id is None)
+    if ignored:
+        response.headers[WARNING_HEADER] = " | ".join(ignored)
     if generation_id is None:
         page = await run_in_threadpool(
             lambda: services.generations.list(
@@ -229,6 +261,7 @@ for _path in PATHS:
         create_generation,
         methods=["POST"],
         response_model=GenerationCreated,
+        response_model_exclude_none=True,
         responses=ERROR_RESPONSES,
         openapi_extra=_request_body_schema(),
         summary="Create a video generation task",

@@ -144,6 +144,7 @@ CORS_EXPOSED_HEADERS = (
     "x-request-id",
     "x-reelforge-version",
     "x-reelforge-wait",
+    "x-reelforge-warning",
     "idempotent-replayed",
     "retry-after",
     "content-range",

@@ -6,6 +6,9 @@ offending field with what was expected and what was received.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -63,8 +66,11 @@ def parse_params(body: Any, models: dict[str, ModelSpec]) -> tuple[ModelSpec, Ge
         raise body_error(f"Required. Expected {choices}, received undefined", "model")
     spec = models.get(model_name) if isinstance(model_name, str) else None
     if spec is None:
+        guess = closest(model_name, models) if isinstance(model_name, str) else None
+        hint = f"; did you mean '{guess}'?" if guess else ""
         raise body_error(
-            f"Invalid enum value. Expected {choices}, received {describe(model_name)}", "model"
+            f"Invalid enum value. Expected {choices}, received {describe(model_name)}{hint}",
+            "model",
         )
     _refuse_foreign_fields(body, spec, models)
     # Optional fields sent as null mean "not given": many clients serialise unset options
@@ -116,3 +122,57 @@ def _refuse_foreign_fields(
                 "remove it or choose a model that supports it",
                 key,
             )
+
+
+_PUNCTUATION = re.compile(r"[\W_]+")
+MAX_IGNORED_SHOWN = 5
+"""Unknown fields reported per request; the rest are counted."""
+
+
+def _plain(name: str) -> str:
+    """A name without case, vendor prefix or punctuation: ``Google/Veo-3`` is ``veo3``."""
+    return _PUNCTUATION.sub("", name.lower().removeprefix("google/"))
+
+
+def closest(name: str, choices: Iterable[str], cutoff: float = 0.75) -> str | None:
+    """The choice most like ``name`` (ignoring case, ``google/`` and punctuation), if
+    any is close enough to be what was meant; ``veo-3`` is ``google/veo3``."""
+    wanted = _plain(name)
+    best, score = None, cutoff
+    for choice in choices:
+        ratio = difflib.SequenceMatcher(None, wanted, _plain(choice)).ratio()
+        if ratio > score or (ratio == score and best is None):
+            best, score = choice, ratio
+    return best
+
+
+def closest_parameter(name: str, choices: Iterable[str]) -> str | None:
+    """Like ``closest``, and a name contained in a choice counts (``id``: ``generation_id``)."""
+    plain = _plain(name)
+    if plain:
+        for choice in choices:
+            if len(plain) >= 2 and plain in _plain(choice):
+                return choice
+    return closest(name, choices)
+
+
+def ignored_fields(
+    body: dict[str, Any], spec: ModelSpec, models: dict[str, ModelSpec]
+) -> list[str]:
+    """Warnings for the fields of ``body`` that no published model knows.
+
+    The published API accepts unknown fields (and so must reelforge), but a typo then
+    silently gets the default (``aspect_ration``: 16:9): each is named, with the closest
+    field of the model. Fields of other models are refused before this, or are hints.
+    """
+    known = {name for other in models.values() for name in other.fields}
+    unknown = [key for key, value in body.items() if key not in known and value is not None]
+    warnings = []
+    for key in unknown[:MAX_IGNORED_SHOWN]:
+        shown = key if key.isascii() and key.isprintable() and len(key) <= 60 else "a field"
+        guess = closest(key, spec.fields)
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        warnings.append(f"'{shown}' is not a field of model '{spec.name}' and was ignored{hint}")
+    if len(unknown) > MAX_IGNORED_SHOWN:
+        warnings.append(f"{len(unknown) - MAX_IGNORED_SHOWN} more unknown fields were ignored")
+    return warnings

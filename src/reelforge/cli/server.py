@@ -27,7 +27,7 @@ def serve(
     """Start the API and its workers (a supervised child process unless
     REELFORGE_WORKER_ISOLATION=thread)."""
 
-    from reelforge.api.connections import run_server
+    from reelforge.api.connections import bind, run_server
     from reelforge.logs import configure_logging
 
     settings = _settings(host=host, port=port, workers=workers)
@@ -39,6 +39,7 @@ def serve(
 
     services = build_services(settings)
     app = create_app(settings, services)  # checks the engine configuration first
+    sock = bind(settings)  # a port in use stops us here, before any worker starts
     keys = services.database.keys
     if not keys.has_any():
         record, secret = keys.create("default")
@@ -50,13 +51,70 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
+    address = f"http://{_url_host(settings.host)}:{sock.getsockname()[1]}"
     console.print(
-        f"reelforge listening on http://{settings.host}:{settings.port} "
-        f"(data in {settings.home}, docs at /docs)",
+        f"reelforge listening on {address} (data in {settings.home})\n"
+        f"  playground: {address}/   docs: {address}/docs\n"
+        f"  {_engines_line(app.state.engines)}\n"
+        f"  {_workers_line(settings)}",
         highlight=False,
         soft_wrap=True,
     )
-    run_server(app, settings)
+
+    def on_signal(number: int, again: bool) -> None:
+        import signal
+
+        name = "Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name
+        workers = getattr(app.state, "workers", None)
+        if again:
+            err_console.print(f"{name} again: handing running generations back now")
+            if workers is not None:
+                workers.hurry()
+        elif workers is not None:
+            err_console.print(
+                f"{name}: stopping; running generations get up to "
+                f"{settings.drain_seconds:g} s (REELFORGE_DRAIN_SECONDS) to finish, then go "
+                f"back to the queue; {name} again hands them back now",
+                highlight=False,
+            )
+        else:
+            err_console.print(f"{name}: stopping", highlight=False)
+
+    run_server(app, settings, sock=sock, on_signal=on_signal)
+
+
+def _url_host(host: str) -> str:
+    """The host as a browser takes it (all interfaces: this machine's loopback)."""
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - only naming it
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _engines_line(engines: Any) -> str:
+    """Which engine serves which model, and whether the videos are real."""
+    from reelforge.catalog import MODELS
+
+    served: dict[str, list[str]] = {}
+    for name in MODELS:
+        served.setdefault(engines.engine_name(name), []).append(name)
+    parts = [
+        f"{engine} for {'all models' if len(names) == len(MODELS) else ', '.join(names)}"
+        for engine, names in served.items()
+    ]
+    line = "engines: " + "; ".join(parts)
+    if "preview" in served:
+        line += (
+            "\n  preview makes procedural placeholder clips on the CPU (not what the prompt "
+            "describes); for real video set REELFORGE_ENGINE (see README, Engines)"
+        )
+    return line
+
+
+def _workers_line(settings: Any) -> str:
+    if settings.workers <= 0:
+        return "workers: none here (REELFORGE_WORKERS=0); run `reelforge worker` elsewhere"
+    where = "a child process" if settings.worker_isolation == "process" else "this process"
+    return f"workers: {settings.workers} job(s) at a time, in {where}"
 
 
 def _count_across_processes(settings: Any) -> None:
@@ -254,10 +312,15 @@ def keys_update(
     credits: CreditsOption = None,
 ) -> None:
     """Change a key's settings: webhook, limits, credit balance."""
+    from reelforge.generations import vet_webhook_url
+    from reelforge.media.netguard import FetchPolicy
     from reelforge.runtime import open_database
 
     values = _parse_limits(rpm, read_rpm, max_queued, max_running, priority, credits)
-    database = open_database(_settings())
+    settings = _settings()
+    if webhook_url:
+        webhook_url = vet_webhook_url(webhook_url, FetchPolicy.from_settings(settings))
+    database = open_database(settings)
     key = database.keys.update(key_id, webhook_url=webhook_url, **values)
     if webhook_url:
         database.jobs.outbox.enable(key.id, webhook_url)
@@ -292,7 +355,7 @@ def keys_webhook_secret(
 def gc() -> None:
     """Delete the videos past retention now (workers also do it every few minutes)."""
     from reelforge.runtime import open_database, open_storage
-    from reelforge.worker.retention import sweep_expired_videos
+    from reelforge.worker.retention import LOCK_NAME, sweep_expired_videos
 
     settings = _settings()
     if settings.retention_hours <= 0:
@@ -300,6 +363,14 @@ def gc() -> None:
         return
     database = open_database(settings)
     deleted = sweep_expired_videos(settings, database.jobs, open_storage(settings), "cli-gc")
+    if deleted is None:
+        holder = database.jobs.lock_holder(LOCK_NAME) or "another process"
+        console.print(
+            f"another process ({holder}) is deleting the videos past retention right now; "
+            "nothing done here",
+            highlight=False,
+        )
+        return
     console.print(
         f"deleted {deleted} video(s) older than {settings.retention_hours:g} hours", highlight=False
     )
@@ -353,9 +424,11 @@ def worker(
         start_http_server(metrics_port)
 
     def announce(_pool: object) -> None:
+        from reelforge.engines import EngineRouter
+
         err_console.print(
             f"reelforge worker running {concurrency} job(s) at a time "
-            f"(engine {settings.engine}, pid {threading.get_native_id()})",
+            f"(pid {threading.get_native_id()})\n  {_engines_line(EngineRouter(settings))}",
             highlight=False,
         )
 

@@ -12,6 +12,7 @@ reading an image file to inline it and writing the ``.part`` file of a download.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import re
@@ -50,6 +51,9 @@ from reelforge.retrying import (
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+
+log = logging.getLogger("reelforge.client")
+"""Retries and their waits are logged (a warning), so a wait is never silent."""
 
 API_KEY_ENV = "REELFORGE_API_KEY"
 BASE_URL_ENV = "REELFORGE_BASE_URL"
@@ -279,7 +283,17 @@ class ClientCore:
                         f" idempotency_key={key!r} is safe"
                     )
                 raise failure
-            yield Sleep(self.backoff.delay(attempt, retry_after))
+            delay = self.backoff.delay(attempt, retry_after)
+            log.warning(
+                "%s: %s; retrying in %.1f s%s (retry %d of %d)",
+                what,
+                _short(failure),
+                delay,
+                " as the server's Retry-After asks" if retry_after else "",
+                attempt + 1,
+                self.max_retries,
+            )
+            yield Sleep(delay)
             attempt += 1
 
     def _honours_idempotency(self) -> Operation[bool]:
@@ -316,7 +330,10 @@ class ClientCore:
         headers = {**self._auth(), IDEMPOTENCY_HEADER: idempotency_key or str(uuid.uuid4())}
         send = Send("POST", self._url(GENERATIONS_PATH), headers, json=body)
         response = yield from self._call(send, create=True)
-        return parse_model(GenerationCreated, response)
+        created = parse_model(GenerationCreated, response)
+        for warning in created.warnings or ():
+            log.warning("the server ignored part of the request: %s", warning)
+        return created
 
     def get(self, generation_id: str, wait: float | None = None) -> Operation[Generation]:
         generation, _ = yield from self._get(generation_id, wait)
@@ -411,16 +428,21 @@ class ClientCore:
         path: str | os.PathLike[str],
         on_progress: Callable[[int, int | None], Any] | None,
     ) -> Operation[Path]:
+        is_url = isinstance(target, str) and target.startswith(("http://", "https://"))
+        if not isinstance(target, (Generation, str)):
+            raise TypeError("download() takes a Generation, a generation id or a video URL")
         generation_id = target.id if isinstance(target, Generation) else None
+        if isinstance(target, str) and not is_url:
+            generation_id = target
         try:
+            if generation_id is not None and not isinstance(target, Generation):
+                target, _ = yield from self._get(generation_id, None)
             if isinstance(target, Generation):
                 if target.video is None:
-                    raise DownloadError(f"the generation has no video (status {target.status})")
+                    raise DownloadError(_no_video(target))
                 url, expected = target.video.url, target.video.file_size
-            elif isinstance(target, str) and target.startswith(("http://", "https://")):
-                url, expected = target, None
             else:
-                raise TypeError("download() takes a Generation or an http(s) video URL")
+                url, expected = target, None
             destination = Path(path)
             if destination.is_dir():
                 raise ValueError(f"{destination} is a directory; pass the file to write")
@@ -491,19 +513,24 @@ class ClientCore:
                             if on_progress:
                                 yield Notify(on_progress, (offset + received, total))
                     break
-                yield from _drain(response)
+                said = yield from _error_message(response)
                 if status == 403 and refresh is not None and refreshes < MAX_URL_REFRESHES:
                     refreshes += 1
                     url = (yield from refresh()) or url  # the URL expired: get a fresh one
                     continue
                 if status in (206, 416):  # not the range asked for: start over
                     part.unlink(missing_ok=True)
-                    failure = DownloadError(f"GET {url}: unexpected range", status_code=status)
+                    failure = DownloadError(
+                        f"GET {_bare(url)}: unexpected range", status_code=status
+                    )
                 elif status in RETRYABLE_STATUSES:
-                    failure = DownloadError(f"GET {url}: HTTP {status}", status_code=status)
+                    failure = DownloadError(
+                        f"GET {_bare(url)}: {said or f'HTTP {status}'}", status_code=status
+                    )
                 else:
+                    # The server's explanation, not the signed URL's secrets.
                     raise DownloadError(
-                        f"GET {url}: HTTP {status} {response.reason_phrase}",
+                        said or f"GET {_bare(url)}: {response.reason_phrase}",
                         status_code=status,
                         request_id=response.headers.get("x-request-id"),
                     )
@@ -641,6 +668,44 @@ def _read_all(response: httpx.Response) -> Operation[list[bytes]]:
 def _drain(response: httpx.Response) -> Operation[None]:
     while (yield ReadChunk(response)):
         pass
+
+
+MAX_ERROR_BODY_BYTES = 64 * 2**10
+
+
+def _error_message(response: httpx.Response) -> Operation[str]:
+    """The server's message in an error answer to a download (read to its end, at most
+    ``MAX_ERROR_BODY_BYTES`` kept); empty when it has none."""
+    body = b""
+    while chunk := (yield ReadChunk(response)):
+        if len(body) < MAX_ERROR_BODY_BYTES:
+            body += chunk
+    error = error_from_response(response.status_code, response.headers, body[:MAX_ERROR_BODY_BYTES])
+    return (
+        ""
+        if error.message in (response.reason_phrase, f"HTTP {response.status_code}")
+        else error.message
+    )
+
+
+def _bare(url: str) -> str:
+    """``url`` without its query: a signed URL's signature is a secret of sorts."""
+    return url.split("?", 1)[0]
+
+
+def _short(error: ReelforgeClientError) -> str:
+    status = f"HTTP {error.status_code}: " if error.status_code is not None else ""
+    return f"{status}{error.message}"
+
+
+def _no_video(generation: Generation) -> str:
+    if generation.video_expired:
+        when = f" at {generation.expires_at:%Y-%m-%d %H:%M} UTC" if generation.expires_at else ""
+        return (
+            f"the video of this generation expired{when}: the server deleted it after its "
+            "retention period; generate it again"
+        )
+    return f"the generation has no video (status {generation.status})"
 
 
 def _state(generation: Generation) -> tuple[Any, ...]:

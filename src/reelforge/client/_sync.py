@@ -117,7 +117,8 @@ class Client:
         *,
         on_progress: Callable[[int, int | None], Any] | None = None,
     ) -> Path:
-        """Save the video to ``path`` (via ``path.part``, resumed if present); returns it."""
+        """Save the video of a generation (a ``Generation``, or its id) or at a URL to
+        ``path`` (via ``path.part``, resumed if present); returns it."""
         return self._run(self._core.download(generation_or_url, path, on_progress))
 
     def close(self) -> None:

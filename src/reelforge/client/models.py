@@ -55,6 +55,9 @@ class GenerationCreated(_Model):
 
     id: str
     status: str
+    warnings: list[str] | None = None
+    """What the server accepted but ignored (reelforge: unknown fields, with the closest
+    known one); the SDK also logs each as a warning."""
 
 
 class Generation(_Model):
@@ -73,6 +76,10 @@ class Generation(_Model):
     """Percent done (0-100), reelforge only."""
     stage: str | None = None
     seed: int | None = None
+    expires_at: datetime | None = None
+    """When retention deletes (or deleted) the video, reelforge only."""
+    video_expired: bool = False
+    """True once the video was deleted by retention (``video`` is then None)."""
 
     @property
     def is_done(self) -> bool:

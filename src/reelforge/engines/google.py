@@ -177,7 +177,8 @@ class GoogleEngine(UpstreamEngine[Payload, "genai_types.GenerateVideosOperation"
             from google.genai import types
         except ImportError:
             raise ServiceUnavailable(
-                "the google engine needs the google-genai package: pip install 'reelforge[google]'"
+                "the google engine needs the google-genai package: "
+                "pip install -e '.[google]' in the clone"
             ) from None
         http_options = types.HttpOptions(
             base_url=self.base_url,

@@ -9,6 +9,8 @@ change a shared schema.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from reelforge.errors import (
     DISK_FULL_RETRY_SECONDS,
@@ -74,10 +76,17 @@ def make_engine(
         raise ConfigurationError(
             f"REELFORGE_DATABASE_URL cannot be used ({reason}); expected e.g. "
             "sqlite:////path/reelforge.db or postgresql+psycopg://user@host/db "
-            "(pip install 'reelforge[postgres]')"
+            "(pip install -e '.[postgres]' in the clone)"
         ) from None
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigurationError(
+                f"cannot create {folder} for the SQLite file of REELFORGE_DATABASE_URL: "
+                f"{error.strerror}"
+            ) from None
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": lock_timeout},
@@ -129,18 +138,40 @@ def _alembic_config(engine: Engine) -> Config:
     return config
 
 
+@contextmanager
+def reaching(engine: Engine) -> Iterator[None]:
+    """Turn a failure to connect at start-up into one line: the setting, the server and
+    the server's own words (instead of a driver traceback). Never the password."""
+    try:
+        yield
+    except DBAPIError as error:
+        if error.statement is not None:  # a statement failed, not the connection
+            raise
+        url = engine.url
+        if url.get_backend_name() == "sqlite":
+            where = f"the SQLite file {url.database}"
+        else:
+            where = f"the {url.get_backend_name()} server at {url.host or 'localhost'}"
+            where += f":{url.port}" if url.port else ""
+            where += f" (database {url.database}, user {url.username})" if url.database else ""
+        said = " ".join(str(error.orig or error).split())[:300]
+        raise ConfigurationError(
+            f"cannot connect to {where}, set by REELFORGE_DATABASE_URL: {said}"
+        ) from None
+
+
 def head_revision(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+    with reaching(engine), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     config = _alembic_config(engine)
-    with engine.begin() as connection:
+    with reaching(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -736,6 +736,15 @@ class JobStore:
             )
             return {name: holder for name, holder in rows}
 
+    def lock_holder(self, name: str) -> str | None:
+        """Who holds the named lease now (None when nobody does)."""
+        with self._session() as session:
+            return session.scalar(
+                select(LockRow.holder).where(
+                    LockRow.name == name, LockRow.expires_at >= self._clock()
+                )
+            )
+
     def expired_videos(self, completed_before: datetime, limit: int) -> list[JobRecord]:
         """Completed jobs whose videos are past retention and not yet deleted."""
         with self._session() as session:

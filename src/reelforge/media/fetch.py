@@ -34,12 +34,13 @@ import httpx
 from reelforge import __version__
 from reelforge.errors import FetchError, ImageFetchError, InvalidRequest, VideoFetchError
 from reelforge.media.netguard import (
+    ALLOW_HINT,
     FetchPolicy,
     IPAddress,
     ResolutionError,
     Target,
-    media_word,
     parse_target,
+    public_only,
     redact_url,
     resolve_host,
 )
@@ -228,6 +229,10 @@ class _Fetch:
     def error(self, message: str) -> FetchError:
         return self.error_type(f"{self.field} {message}")
 
+    def refused(self, message: str) -> FetchError:
+        """The policy forbids the address: permanent (see ``FetchError.refused``)."""
+        return self.error_type(f"{self.field} {message}", refused=True)
+
     def transient(self, message: str, retry_after: float | None = None) -> FetchError:
         return self.error_type(
             f"{self.field} {message}", transient=True, retry_after_seconds=retry_after
@@ -264,10 +269,9 @@ class _Fetch:
                 extra={"field": self.field, "url": redact_url(target.url)},
             )
             if redirected:
-                raise self.error("redirects to a forbidden address")
-            raise self.error(
-                "points to an address that is not public; only publicly reachable "
-                f"{media_word(self.field)} can be used"
+                raise self.refused(f"redirects to a forbidden address; {ALLOW_HINT}")
+            raise self.refused(
+                f"points to an address that is not public; {public_only(self.field)}"
             )
         return addresses
 
@@ -406,7 +410,7 @@ def _follow(fetch: _Fetch, url: str, sink: Sink) -> tuple[_Hop, str]:
     try:
         target = parse_target(url, field=field)
     except InvalidRequest as exc:
-        raise fetch.error_type(exc.message) from None
+        raise fetch.error_type(exc.message, refused=True) from None
     redirects = 0
     while True:
         addresses = fetch.addresses(target, redirected=redirects > 0)
@@ -531,7 +535,7 @@ def post_to_url(
     try:
         target = parse_target(url, field=field)
     except InvalidRequest as exc:
-        raise fetch.error_type(exc.message) from None
+        raise fetch.error_type(exc.message, refused=True) from None
     addresses = fetch.addresses(target, redirected=False)
     sent = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
     sent.append((b"Content-Length", str(len(content)).encode()))

@@ -368,7 +368,15 @@ def _refuse(field: str, target: Target, *, resolved: bool) -> InvalidRequest:
         what = f"{field} host {target.host} resolves to a non-public address"
     else:
         what = f"{field} host {target.host} is a local name"
-    return InvalidRequest(f"{what}; only publicly reachable {media_word(field)} can be used", field)
+    return InvalidRequest(f"{what}; {public_only(field)}", field)
+
+
+ALLOW_HINT = "an operator can allow others with REELFORGE_FETCH_ALLOW (CIDRs or host names)"
+
+
+def public_only(field: str) -> str:
+    """The end of every refusal: what may be used, and the setting that allows more."""
+    return f"only publicly reachable {media_word(field)} can be used; {ALLOW_HINT}"
 
 
 def media_word(field: str) -> str:

@@ -40,7 +40,9 @@ MAX_ATTEMPTS = 3
 """Tries of one request, the first included (botocore's "standard" retry mode)."""
 READ_CHUNK_BYTES = 256 * 2**10
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-INSTALL_HINT = "S3 storage needs boto3: install the extra with `pip install 'reelforge[s3]'`"
+INSTALL_HINT = (
+    "S3 storage needs boto3: install the extra with `pip install -e '.[s3]'` (in the clone)"
+)
 
 
 def _boto3() -> tuple[ModuleType, Any]:

@@ -227,6 +227,7 @@ function buildForm(values = {}) {
   });
   $("#fields").replaceChildren(...boxes);
   $("#model-help").textContent = `${model.title} · starts from ${model.input} · engine ${model.engine}`;
+  $("#engine-note").hidden = model.engine !== "preview";
   for (const [name, value] of Object.entries(values)) fill(name, value);
   for (const input of $("#fields").querySelectorAll("input, select, textarea")) {
     input.addEventListener("change", updateCost);
@@ -294,6 +295,22 @@ function fieldOf(message) {
   return name && document.querySelector(`.field[data-field="${name}"]`) ? name : null;
 }
 
+// The server's messages follow the AI/ML API's validator ("Body validation error: seed:
+// Number must be between 0 and 4294967295, received -4"); under its field a person reads
+// "Must be between 0 and 4294967295 (you gave -4)". The full text stays in the tooltip.
+function humanize(message, name) {
+  let text = message.replace(new RegExp(`^Body validation error: ${name}(\\[\\d+\\])?: `), "");
+  if (text === message) return message; // not the validator's words: already a sentence
+  if (/^Required\b/.test(text)) return "Required.";
+  text = text
+    .replace(/^Invalid enum value\. Expected (.+?), received (.+)$/, (_, choices, given) =>
+      `Choose one of ${choices.split(" | ").join(", ")} (you gave ${given}).`)
+    .replace(/, received undefined$/, "")
+    .replace(/, received (.+)$/, " (you gave $1)")
+    .replace(/^(Number|String|Array) must/, "Must");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 function showError(message) {
   const name = fieldOf(message);
   if (!name) {
@@ -302,7 +319,8 @@ function showError(message) {
     return;
   }
   const error = document.getElementById(`err-${name}`);
-  error.textContent = message;
+  error.textContent = humanize(message, name);
+  error.title = message;
   error.hidden = false;
   const control = document.getElementById(`f-${name}`);
   control?.setAttribute("aria-invalid", "true");
@@ -403,7 +421,9 @@ function render(generation) {
   $("#cancel-current").hidden = isFinal(generation);
   $("#result-actions").hidden = false;
   $("#download").hidden = true;
-  if (generation.status === "completed" && generation.video) {
+  if (generation.video_expired) {
+    $("#result").replaceChildren(element("p", { class: "muted", text: "This video expired: the server deleted it after its retention period. Reuse the settings to make it again." }));
+  } else if (generation.status === "completed" && generation.video) {
     const video = element("video", { src: generation.video.url, controls: true, muted: true, loop: true, autoplay: true, playsinline: true, poster: generation.video.thumbnail_url, "aria-label": "The generated video" });
     video.muted = true;
     $("#result").replaceChildren(video);
@@ -482,7 +502,7 @@ function card(generation) {
   let picture;
   if (video?.thumbnail_url) picture = element("img", { src: video.thumbnail_url, alt: `Thumbnail of ${generation.id}`, loading: "lazy" });
   else if (video?.url) picture = element("video", { src: video.url, preload: "metadata", muted: true, "aria-label": `Video ${generation.id}` });
-  else picture = element("div", { class: "muted", text: "no video yet" });
+  else picture = element("div", { class: "muted", text: generation.video_expired ? "video expired" : "no video yet" });
   const open = element("button", { type: "button", class: "secondary", text: "Open" });
   open.addEventListener("click", () => openGeneration(generation.id));
   const actions = element("div", { class: "row" }, open);
@@ -498,7 +518,13 @@ function card(generation) {
     picture,
     element("strong", { class: `status-${generation.status}`, text: generation.status }),
     element("span", { class: "muted", text: `${generation.model} · ${new Date(generation.created_at).toLocaleString()}` }));
-  if (generation.prompt_used) item.append(element("span", { class: "prompt", text: generation.prompt_used }));
+  // What the user typed; the engine's (enhanced) prompt is in the tooltip when it differs.
+  const typed = generation.prompt ?? generation.prompt_used;
+  if (typed) {
+    const prompt = element("span", { class: "prompt", text: typed });
+    if (generation.prompt_used && generation.prompt_used !== typed) prompt.title = `Sent to the engine as: ${generation.prompt_used}`;
+    item.append(prompt);
+  }
   if (generation.error) item.append(element("span", { class: "error", text: `${generation.error.name}: ${generation.error.message}` }));
   item.append(actions);
   return item;

@@ -13,7 +13,9 @@ it ran in the API's process. ``serve`` therefore runs its workers in a child pro
   say) and starts a new child, backing off if children keep dying;
 * a child that had to abandon a thread stuck in its engine exits with
   ``EXIT_RECYCLE`` and is restarted at once;
-* on shutdown the child gets SIGTERM and drains like ``reelforge worker``.
+* on shutdown the child gets SIGTERM and drains like ``reelforge worker``; ``hurry``
+  (a second Ctrl-C on ``serve``) sends SIGUSR1, and the child hands its jobs back at once
+  (not a second SIGTERM: two signals close together may arrive as one).
 
 Job events travel between the processes through the job store's transport, so pick-up
 and long-poll latencies stay in milliseconds.
@@ -45,6 +47,8 @@ HEALTHY_AFTER_SECONDS = 60.0
 STOP_GRACE_SECONDS = 30.0
 STOPPED_GRACE_SECONDS = 5.0
 """After a worker process exits cleanly, how long to wait for the service's own stop."""
+DRAIN_NOTICE_SECONDS = 10.0
+"""While a stop drains, how often it says it is still waiting."""
 CHILD_COMMAND = "from reelforge.worker.supervisor import child_main; child_main()"
 
 
@@ -146,15 +150,32 @@ class WorkerSupervisor:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(drain_seconds + STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                log.error("worker process did not stop; killing it", extra={"pid": process.pid})
-                process.kill()
-                process.wait()
+            deadline = time.monotonic() + drain_seconds + STOP_GRACE_SECONDS
+            while process.poll() is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.error("worker process did not stop; killing it", extra={"pid": process.pid})
+                    process.kill()
+                    process.wait()
+                    break
+                try:
+                    process.wait(min(left, DRAIN_NOTICE_SECONDS))
+                except subprocess.TimeoutExpired:
+                    # Not silence: say what the stop waits for, and how to cut it short.
+                    log.info(
+                        "still waiting for the running jobs to finish (up to %.0f s more); "
+                        "a second Ctrl-C or SIGTERM hands them back now",
+                        max(0.0, deadline - time.monotonic() - STOP_GRACE_SECONDS),
+                    )
         if process.stdin is not None:
             with contextlib.suppress(OSError):
                 process.stdin.close()
+
+    def hurry(self) -> None:
+        """Have the child hand its running jobs back now instead of draining."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGUSR1)
 
 
 def child_main() -> None:
@@ -194,17 +215,25 @@ def run_worker_process(
     def on_signal(number: int, _frame: object) -> None:
         nonlocal signals
         signals += 1
-        drain = settings.drain_seconds if signals == 1 else 0.0
-        log.info(
-            "%s: stopping; running jobs get %g s to finish before they are handed back",
-            signal.Signals(number).name,
-            drain,
+        drain = settings.drain_seconds if signals == 1 and number != signal.SIGUSR1 else 0.0
+        # Supervised, the signal comes from `serve`, which has said why (e.g. Ctrl-C).
+        cause = (
+            "stop asked by the serving process"
+            if supervised
+            else f"{signal.Signals(number).name}: stopping"
         )
+        if drain:
+            log.info(
+                "%s; running jobs get %g s to finish before they are handed back", cause, drain
+            )
+        else:
+            log.info("%s; handing running jobs back now", cause)
         pool.request_stop(drain)
 
     signal.signal(signal.SIGTERM, on_signal)
     if supervised:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, on_signal)
 
         def watch_parent() -> None:
             sys.stdin.buffer.read()

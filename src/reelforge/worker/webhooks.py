@@ -9,9 +9,11 @@ Every worker process runs one ``WebhookDispatcher`` thread. It leases due delive
   signature too for 24 h), signed with the reference library ``standardwebhooks``;
 * the receiver's address is vetted and pinned like an image URL's (``REELFORGE_FETCH_ALLOW``
   applies); it has ``REELFORGE_WEBHOOK_TIMEOUT_SECONDS`` (10) to answer;
-* a 2xx delivers; 410 Gone disables the URL for the key; anything else (or no answer) is
-  tried again after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h, each with
-  up to 10 % jitter, then given up. The schedule survives restarts: it is in the outbox.
+* a 2xx delivers; 410 Gone disables the URL for the key; an address the fetch policy
+  refuses is given up at once (it stays refused until the operator changes
+  ``REELFORGE_FETCH_ALLOW``); anything else (or no answer) is tried again after 5 s,
+  5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h, each with up to 10 % jitter, then
+  given up. The schedule survives restarts: it is in the outbox.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ class WebhookDispatcher:
         )
         body = json.dumps(payload(delivery, job, document, now), separators=(",", ":"))
         status: int | None = None
+        refused = False
         try:
             status = post_to_url(
                 delivery.url,
@@ -148,7 +151,7 @@ class WebhookDispatcher:
                 timeout_seconds=self.settings.webhook_timeout_seconds,
             )
         except FetchError as failure:
-            error = failure.message
+            error, refused = failure.message, failure.refused
         else:
             error = f"HTTP {status}"
         if status is not None and 200 <= status < 300:
@@ -162,7 +165,7 @@ class WebhookDispatcher:
             log.warning("webhook receiver is gone (410); URL disabled", extra=extra)
             return
         schedule = self.settings.webhook_retry_schedule
-        if delivery.attempts >= len(schedule):
+        if refused or delivery.attempts >= len(schedule):  # a refused address stays refused
             outbox.give_up(delivery.id, self.dispatcher_id, status, error)
             metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
             log.warning("webhook given up", extra={**extra, "error": error})
