@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -64,6 +64,47 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+class DiffusersModel(BaseModel):
+    """One published model's checkpoint for the diffusers engine and its overrides.
+
+    Unset fields follow the checkpoint's official recipe (``engines/diffusers/recipes.py``),
+    then the global ``diffusers_*`` settings; a set field wins over both. Unknown keys are
+    refused so that a typo does not silently run the default recipe.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: str
+    """Local directory or Hugging Face repo id of the diffusers pipeline."""
+    steps: int | None = Field(default=None, ge=1, le=200)
+    """Denoising steps."""
+    guidance: float | None = Field(default=None, ge=0.0, le=30.0)
+    """Classifier-free guidance (of the high-noise transformer for Wan 2.2 A14B)."""
+    guidance_2: float | None = Field(default=None, ge=0.0, le=30.0)
+    """Guidance of Wan 2.2 A14B's low-noise transformer."""
+    shift: float | None = Field(default=None, gt=0.0, le=50.0)
+    """Flow-matching shift of the scheduler's sigmas (``flow_shift``/``shift``)."""
+    fps: int | None = Field(default=None, ge=1, le=120)
+    """Frame rate to generate at (the checkpoint's native rate by default)."""
+    negative_prompt: str | None = Field(default=None, max_length=4000)
+    """Used when a request has none; ``""`` turns the official default off."""
+    resolution: Literal["480p", "720p"] | None = None
+    """Trained resolution of a Wan checkpoint whose configuration cannot tell."""
+    max_frames: int | None = Field(default=None, ge=1, le=1025)
+    """Most frames of one pass; longer clips are made as segments (default: trained length)."""
+    distilled: bool | None = None
+    """A step-distilled LTX checkpoint (8 steps, guidance 1); default: "distilled" in its name."""
+
+    @classmethod
+    def of(cls, value: object) -> DiffusersModel:
+        """A configured entry: a checkpoint alone (``"veo2=/models/x"``) or a table."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            return cls(checkpoint=value)
+        return cls.model_validate(value)
 
 
 class Settings(BaseSettings):
@@ -160,8 +201,10 @@ class Settings(BaseSettings):
     # -- diffusers engine ----------------------------------------------------------------
     diffusers_model_path: str | None = None
     """Local directory or Hugging Face repo id of the pipeline serving all models."""
-    diffusers_models: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    """Per-model pipelines, e.g. ``veo2=/models/Wan2.1-T2V-1.3B-Diffusers``."""
+    diffusers_models: Annotated[dict[str, DiffusersModel], NoDecode] = Field(default_factory=dict)
+    """Per-model pipelines, e.g. ``veo2=/models/Wan2.1-T2V-1.3B-Diffusers``, or per-model
+    tables with overrides (:class:`DiffusersModel`): JSON in the variable, or
+    ``[diffusers_models."veo2"]`` with ``checkpoint = ...``, ``steps = ...`` in TOML."""
     diffusers_allow_download: bool = False
     """Fetch missing weights from the Hugging Face Hub at run time (off: local files only)."""
     diffusers_device: str | None = None
@@ -331,12 +374,18 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator(
-        "model_engines", "diffusers_models", "google_models", "openai_models", mode="before"
-    )
+    @field_validator("model_engines", "google_models", "openai_models", mode="before")
     @classmethod
     def _pairs(cls, value: object) -> object:
         return _split_pairs(value)
+
+    @field_validator("diffusers_models", mode="before")
+    @classmethod
+    def _diffusers_models(cls, value: object) -> object:
+        pairs = _split_pairs(value)
+        if isinstance(pairs, dict):
+            return {model: DiffusersModel.of(entry) for model, entry in pairs.items()}
+        return pairs
 
     @field_validator("prices", mode="before")
     @classmethod

@@ -46,7 +46,7 @@ from reelforge.engines.diffusers.resample import output_frames
 from reelforge.errors import EngineError, ServiceUnavailable
 from reelforge.media.clip import Audio, Clip
 from reelforge.media.fit import fit_frame
-from reelforge.settings import Settings
+from reelforge.settings import DiffusersModel, Settings
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,8 @@ class DiffusersEngine:
         sources: dict[str, str] = {}
         if self.settings.diffusers_model_path:
             sources = dict.fromkeys(PUBLISHED_MODELS, self.settings.diffusers_model_path)
-        sources.update(self.settings.diffusers_models)
+        for model, entry in self.settings.diffusers_models.items():
+            sources[model] = DiffusersModel.of(entry).checkpoint
         return sources
 
     def _source_for(self, model: str) -> str:

@@ -1,0 +1,172 @@
+"""The official sampling recipe of each checkpoint, and how configuration overrides it.
+
+diffusers' converted checkpoints carry a generic scheduler (Wan: ``flow_shift`` 3.0) and
+its pipelines generic defaults (50 steps, guidance 5 or 3, no negative prompt), which make
+visibly worse video than the code the models were published with. The values here are
+those of the official repositories (tests/unit/test_diffusers_recipes.py asserts each one
+against the file and line it comes from):
+
+* Wan 2.1 ``generate.py`` and ``wan/configs/`` (github.com/Wan-Video/Wan2.1): 50 steps
+  for text (40 for image-to-video), guidance 5, ``sample_shift`` 5.0, 3.0 for 480p
+  image-to-video, 16 for FLF2V and VACE; 81 frames at 16 fps; the Chinese negative prompt
+  of ``shared_config.py`` (image-to-video adds "camera shake", FLF2V "shot change").
+* Wan 2.2 ``wan/configs/`` (github.com/Wan-Video/Wan2.2): T2V-A14B shift 12, 40 steps,
+  guidance 4.0 (high noise) / 3.0 (low noise); I2V-A14B shift 5, 40 steps, 3.5 / 3.5;
+  TI2V-5B shift 5, 50 steps, guidance 5, 121 frames at 24 fps.
+* LTX-Video ``configs/*.yaml`` and ``ltx_video/inference.py``
+  (github.com/Lightricks/LTX-Video): 40 steps at guidance 3, 8 steps at guidance 1 with
+  the distilled timesteps for distilled checkpoints, decode timestep 0.05 and noise 0.025,
+  30 fps, its recommended negative prompt.
+
+In diffusers, Wan 2.2 A14B's ``guidance_scale`` drives ``transformer`` (the high-noise
+expert) and ``guidance_scale_2`` drives ``transformer_2`` (low noise).
+
+Precedence, per value: the model's table in ``diffusers_models`` (:class:`DiffusersModel`),
+then the global ``diffusers_steps`` / ``diffusers_guidance_scale``, then the recipe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from reelforge.settings import DiffusersModel, Settings
+
+WAN_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，"
+    "低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
+    "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
+"""``sample_neg_prompt`` of Wan's ``wan/configs/shared_config.py`` (Wan 2.1 and 2.2 alike)."""
+WAN_I2V_NEGATIVE_PREFIX = "镜头晃动，"
+"""Wan 2.1 ``wan_i2v_14B.py`` puts "camera shake" in front for image-to-video."""
+WAN_FLF2V_NEGATIVE_PREFIX = "镜头切换，"
+"""Wan 2.1 ``configs/__init__.py`` puts "shot change" in front for first-last frame."""
+LTX_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+"""``negative_prompt`` default of LTX-Video's ``ltx_video/inference.py``."""
+LTX_DISTILLED_TIMESTEPS = (1000.0, 993.7, 987.5, 981.2, 975.0, 909.4, 725.0, 421.9)
+"""LTX 0.9.8 distilled's first-pass timesteps and the last of its second pass, in
+diffusers' 0-1000 scale: the single-pass schedule of 8 steps."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one checkpoint is sampled: the values its authors publish."""
+
+    name: str
+    """Which official configuration this is, e.g. ``wan2.2-t2v-a14b``."""
+    steps: int
+    guidance: float
+    fps: int
+    max_frames: int
+    """Frames of the clips the checkpoint was trained on: one pass never runs past it."""
+    shift: float | None = None
+    """Flow shift for the scheduler; ``None`` keeps the checkpoint's (LTX shifts by size)."""
+    guidance_2: float | None = None
+    """Guidance of the low-noise transformer (Wan 2.2 A14B)."""
+    negative_prompt: str = ""
+    timesteps: tuple[float, ...] | None = None
+    """Distilled schedules; only pipelines that take custom timesteps receive them."""
+    call_args: tuple[tuple[str, Any], ...] = ()
+    """Further fixed pipeline arguments (LTX's decode timestep and noise)."""
+
+
+LTX_DECODE = (("decode_timestep", 0.05), ("decode_noise_scale", 0.025))
+
+WAN21_T2V = Recipe(
+    "wan2.1-t2v", steps=50, guidance=5.0, fps=16, max_frames=81, shift=5.0,
+    negative_prompt=WAN_NEGATIVE_PROMPT,
+)  # fmt: skip
+WAN21_I2V_720P = Recipe(
+    "wan2.1-i2v-720p", steps=40, guidance=5.0, fps=16, max_frames=81, shift=5.0,
+    negative_prompt=WAN_I2V_NEGATIVE_PREFIX + WAN_NEGATIVE_PROMPT,
+)  # fmt: skip
+WAN21_I2V_480P = replace(WAN21_I2V_720P, name="wan2.1-i2v-480p", shift=3.0)
+WAN21_FLF2V = Recipe(
+    "wan2.1-flf2v", steps=50, guidance=5.0, fps=16, max_frames=81, shift=16.0,
+    negative_prompt=WAN_FLF2V_NEGATIVE_PREFIX + WAN_I2V_NEGATIVE_PREFIX + WAN_NEGATIVE_PROMPT,
+)  # fmt: skip
+WAN21_VACE = Recipe(
+    "wan2.1-vace", steps=50, guidance=5.0, fps=16, max_frames=81, shift=16.0,
+    negative_prompt=WAN_NEGATIVE_PROMPT,
+)  # fmt: skip
+WAN22_T2V_A14B = Recipe(
+    "wan2.2-t2v-a14b", steps=40, guidance=4.0, guidance_2=3.0, fps=16, max_frames=81,
+    shift=12.0, negative_prompt=WAN_NEGATIVE_PROMPT,
+)  # fmt: skip
+WAN22_I2V_A14B = Recipe(
+    "wan2.2-i2v-a14b", steps=40, guidance=3.5, guidance_2=3.5, fps=16, max_frames=81,
+    shift=5.0, negative_prompt=WAN_NEGATIVE_PROMPT,
+)  # fmt: skip
+WAN22_TI2V_5B = Recipe(
+    "wan2.2-ti2v-5b", steps=50, guidance=5.0, fps=24, max_frames=121, shift=5.0,
+    negative_prompt=WAN_NEGATIVE_PROMPT,
+)  # fmt: skip
+LTX_DEV = Recipe(
+    "ltx-video", steps=40, guidance=3.0, fps=30, max_frames=257,
+    negative_prompt=LTX_NEGATIVE_PROMPT, call_args=LTX_DECODE,
+)  # fmt: skip
+LTX_DISTILLED = Recipe(
+    "ltx-video-distilled", steps=8, guidance=1.0, fps=30, max_frames=257,
+    negative_prompt=LTX_NEGATIVE_PROMPT, timesteps=LTX_DISTILLED_TIMESTEPS,
+    call_args=LTX_DECODE,
+)  # fmt: skip
+
+RECIPES = {
+    recipe.name: recipe
+    for recipe in (
+        WAN21_T2V,
+        WAN21_I2V_720P,
+        WAN21_I2V_480P,
+        WAN21_FLF2V,
+        WAN21_VACE,
+        WAN22_T2V_A14B,
+        WAN22_I2V_A14B,
+        WAN22_TI2V_5B,
+        LTX_DEV,
+        LTX_DISTILLED,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The values one job runs with, after configuration: what the engine passes on."""
+
+    recipe: str
+    steps: int
+    guidance: float
+    guidance_2: float | None
+    shift: float | None
+    fps: int
+    max_frames: int
+    negative_prompt: str
+    timesteps: tuple[float, ...] | None
+    call_args: tuple[tuple[str, Any], ...]
+
+
+def resolve(recipe: Recipe, entry: DiffusersModel | None, settings: Settings) -> Sampling:
+    """The recipe with the model's table and the global settings applied over it.
+
+    Custom timesteps belong to the recipe's step count: changing the steps drops them.
+    """
+    table = entry or DiffusersModel(checkpoint="")
+    steps = _first(table.steps, settings.diffusers_steps, recipe.steps)
+    guidance = _first(table.guidance, settings.diffusers_guidance_scale, recipe.guidance)
+    timesteps = recipe.timesteps if steps == recipe.steps else None
+    return Sampling(
+        recipe=recipe.name,
+        steps=steps,
+        guidance=guidance,
+        guidance_2=_first(table.guidance_2, recipe.guidance_2),
+        shift=_first(table.shift, recipe.shift),
+        fps=_first(table.fps, recipe.fps),
+        max_frames=_first(table.max_frames, recipe.max_frames),
+        negative_prompt=_first(table.negative_prompt, recipe.negative_prompt),
+        timesteps=timesteps,
+        call_args=recipe.call_args,
+    )
+
+
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)
