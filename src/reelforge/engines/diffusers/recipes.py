@@ -27,6 +27,7 @@ then the global ``diffusers_steps`` / ``diffusers_guidance_scale``, then the rec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -145,25 +146,40 @@ class Sampling:
     call_args: tuple[tuple[str, Any], ...]
 
 
-def resolve(recipe: Recipe, entry: DiffusersModel | None, settings: Settings) -> Sampling:
-    """The recipe with the model's table and the global settings applied over it.
+def resolve(
+    recipe: Recipe,
+    entry: DiffusersModel | None,
+    settings: Settings,
+    adapter: Mapping[str, Any] | None = None,
+) -> Sampling:
+    """The recipe with configuration applied over it, value by value.
 
-    Custom timesteps belong to the recipe's step count: changing the steps drops them.
+    Precedence: the model's table (``entry``), then ``adapter`` (the recipe of a
+    step-distilled LoRA configured for the model: ``steps``, ``guidance``, ``guidance_2``,
+    ``shift``), then the global ``diffusers_steps`` / ``diffusers_guidance_scale``, then the
+    official recipe. Custom timesteps belong to the recipe's step count: other steps drop
+    them.
     """
     table = entry or DiffusersModel(checkpoint="")
-    steps = _first(table.steps, settings.diffusers_steps, recipe.steps)
-    guidance = _first(table.guidance, settings.diffusers_guidance_scale, recipe.guidance)
-    timesteps = recipe.timesteps if steps == recipe.steps else None
+    lora = adapter or {}
+    steps = _first(table.steps, lora.get("steps"), settings.diffusers_steps, recipe.steps)
+    guidance = _first(
+        table.guidance, lora.get("guidance"), settings.diffusers_guidance_scale, recipe.guidance
+    )
+    guidance_2 = _first(table.guidance_2, lora.get("guidance_2"))
+    if guidance_2 is None and recipe.guidance_2 is not None:
+        # An overridden guidance applies to both experts unless the second one is set.
+        guidance_2 = recipe.guidance_2 if guidance == recipe.guidance else guidance
     return Sampling(
         recipe=recipe.name,
         steps=steps,
         guidance=guidance,
-        guidance_2=_first(table.guidance_2, recipe.guidance_2),
-        shift=_first(table.shift, recipe.shift),
+        guidance_2=guidance_2,
+        shift=_first(table.shift, lora.get("shift"), recipe.shift),
         fps=_first(table.fps, recipe.fps),
         max_frames=_first(table.max_frames, recipe.max_frames),
         negative_prompt=_first(table.negative_prompt, recipe.negative_prompt),
-        timesteps=timesteps,
+        timesteps=recipe.timesteps if steps == recipe.steps else None,
         call_args=recipe.call_args,
     )
 
