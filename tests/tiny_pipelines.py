@@ -321,3 +321,27 @@ def saved(name: str, root: Path) -> Path:
     if not (directory / "model_index.json").is_file():
         BUILDERS[name]().save_pretrained(directory)
     return directory
+
+
+# -- further families (added with the official recipes) -----------------------------------
+
+
+def wan_a14b() -> Any:
+    """Wan 2.2 T2V-A14B look-alike: a high-noise ``transformer`` and a low-noise
+    ``transformer_2``, switched at ``boundary_ratio`` 0.875 (the published value)."""
+    from diffusers import WanPipeline
+
+    tokenizer = make_tokenizer()
+    return WanPipeline(
+        transformer=_wan_transformer(),
+        vae=_wan_vae(),
+        scheduler=_flow_unipc(),
+        text_encoder=make_text_encoder(len(tokenizer), umt5=True),
+        tokenizer=tokenizer,
+        transformer_2=_wan_transformer(),
+        boundary_ratio=0.875,
+    )
+
+
+FAMILY_BUILDERS = {"wan_a14b": wan_a14b}
+BUILDERS.update(FAMILY_BUILDERS)
