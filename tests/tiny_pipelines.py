@@ -202,7 +202,7 @@ def _ltx_components() -> dict[str, Any]:
         num_attention_heads=4,
         attention_head_dim=8,
         cross_attention_dim=32,
-        num_layers=1,
+        num_layers=2,  # FBCache and MagCache need a head and a tail block
         caption_channels=TEXT_DIM,
     )
     torch.manual_seed(0)

@@ -96,6 +96,16 @@ class DiffusersModel(BaseModel):
     """Most frames of one pass; longer clips are made as segments (default: trained length)."""
     distilled: bool | None = None
     """A step-distilled LTX checkpoint (8 steps, guidance 1); default: "distilled" in its name."""
+    lora: str | None = None
+    """Local ``.safetensors`` (or its directory) of a step-distilled LoRA (LightX2V,
+    Lightning) for ``transformer``; fused at load, sampled with its recipe (4 steps, no CFG,
+    shift 5) unless steps, guidance or shift are set here."""
+    lora_2: str | None = None
+    """The low-noise LoRA of a Wan 2.2 A14B pair, for ``transformer_2``."""
+    lora_scale: float = Field(default=1.0, gt=0.0, le=4.0)
+    """Strength the LoRAs are fused at."""
+    cache: Literal["none", "first_block", "taylorseer", "magcache"] | None = None
+    """Step cache of this model (default: ``diffusers_cache``)."""
 
     @classmethod
     def of(cls, value: object) -> DiffusersModel:
@@ -213,14 +223,27 @@ class Settings(BaseSettings):
     diffusers_steps: int | None = Field(default=None, ge=1, le=200)
     """Denoising steps; default: the family's recommendation."""
     diffusers_guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
-    diffusers_cpu_offload: Literal["none", "model", "sequential"] = "none"
-    """Offload weights to the CPU to fit small GPUs (``sequential`` fits least memory, slowest)."""
+    diffusers_cpu_offload: Literal["none", "model", "group", "sequential"] = "none"
+    """Offload weights to the CPU to fit small GPUs: ``model`` per component, ``group``
+    streams blocks on a CUDA stream (overlapped with compute), ``sequential`` fits least
+    memory, slowest."""
     diffusers_vae_tiling: bool = False
     """Decode the video in tiles: less GPU memory at high resolutions, a little slower."""
     diffusers_attention_backend: str | None = None
     """diffusers attention backend, e.g. ``flash`` or ``sage`` (needs the package)."""
-    diffusers_cache: Literal["none", "first_block", "taylorseer"] = "none"
+    diffusers_cache: Literal["none", "first_block", "taylorseer", "magcache"] = "none"
     """Reuse computation between denoising steps: faster, slightly different output."""
+    diffusers_cache_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    """``first_block``/``magcache`` threshold (default 0.1 / 0.06); larger skips more."""
+    diffusers_compile: bool = False
+    """``torch.compile`` of the repeated transformer blocks (regional): faster steps after
+    a compilation per shape, paid by the warm-up at worker start."""
+    diffusers_warmup: bool = False
+    """Load every configured checkpoint and run one short generation at worker start, so
+    the first job pays neither loading nor compilation (on by default with compile)."""
+    diffusers_quantization: Literal["none", "fp8"] = "none"
+    """``fp8``: FP8 weights and activations of the transformers through torchao (needs an
+    FP8 GPU: Ada, Hopper or newer); half the memory of bf16, faster matmuls."""
     diffusers_audio_model_path: str | None = None
     """A text-to-audio pipeline (e.g. Stable Audio Open) for ``generate_audio``."""
 

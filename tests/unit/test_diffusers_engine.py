@@ -409,10 +409,9 @@ def test_per_model_checkpoints_route_each_model(make_engine, models) -> None:
     [
         ("wan_t2v", {"diffusers_cache": "taylorseer"}, None),
         ("wan_t2v", {"diffusers_cache": "first_block", "diffusers_vae_tiling": True}, None),
-        ("ltx_t2v", {"diffusers_cache": "first_block"}, "first_block cache unavailable"),
+        ("ltx_t2v", {"diffusers_cache": "first_block"}, None),
         ("wan_t2v", {"diffusers_attention_backend": "native"}, None),
-        ("wan_t2v", {"diffusers_attention_backend": "warp-drive"}, "attention backend"),
-        ("wan_t2v", {"diffusers_attention_backend": "flash_hub"}, "downloads are off"),
+        # Backends that cannot run stop the worker at start: test_diffusers_speed.py.
         ("wan_t2v", {"diffusers_cpu_offload": "model"}, "ignored: the device is the CPU"),
     ],
 )

@@ -222,9 +222,10 @@ class DiffusersEngine:
             except ServiceUnavailable as error:
                 raise ConfigurationError(f"warm-up of {model}: {error.message}") from None
             photo = None if info.text else PIL.Image.new("RGB", (1280, 720), (128, 128, 128))
+            last = photo if info.last_frame else None
             self._warming = True
             try:
-                clip = self.generate(request, Inputs(image=photo), JobContext())
+                clip = self.generate(request, Inputs(image=photo, last_frame=last), JobContext())
                 for _ in clip.frames or ():
                     pass
             except ServiceUnavailable as error:
