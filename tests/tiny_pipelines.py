@@ -343,5 +343,38 @@ def wan_a14b() -> Any:
     )
 
 
-FAMILY_BUILDERS = {"wan_a14b": wan_a14b}
+def wan_vace() -> Any:
+    """Wan 2.1 VACE look-alike: one checkpoint for text, first/last frames, reference
+    images and video extension (``vace_in_channels``: 16 latent x 2 + 8 x 8 mask)."""
+    import torch
+    from diffusers import WanVACEPipeline, WanVACETransformer3DModel
+
+    tokenizer = make_tokenizer()
+    torch.manual_seed(0)
+    transformer = WanVACETransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        vace_layers=[0],
+        vace_in_channels=96,
+    )
+    return WanVACEPipeline(
+        tokenizer=tokenizer,
+        text_encoder=make_text_encoder(len(tokenizer), umt5=True),
+        vae=_wan_vae(),
+        scheduler=_flow_unipc(),
+        transformer=transformer,
+    )
+
+
+FAMILY_BUILDERS = {"wan_a14b": wan_a14b, "wan_vace": wan_vace}
 BUILDERS.update(FAMILY_BUILDERS)

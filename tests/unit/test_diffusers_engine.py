@@ -297,8 +297,8 @@ def test_published_checkpoints_are_recognised_from_their_configs(
 
 
 def test_unsupported_pipelines_are_refused_by_name() -> None:
-    with pytest.raises(ServiceUnavailable, match="WanVACEPipeline"):
-        detect("x", "x", {"_class_name": "WanVACEPipeline"}, {})
+    with pytest.raises(ServiceUnavailable, match="CogVideoXPipeline"):
+        detect("x", "x", {"_class_name": "CogVideoXPipeline"}, {})
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,10 @@ WAN_TI2V = Family(
     name="wan-ti2v", text_pipeline="WanPipeline", image_pipeline="WanImageToVideoPipeline"
 )
 LTX = Family(name="ltx", text_pipeline="LTXPipeline", image_pipeline="LTXImageToVideoPipeline")
-FAMILIES = {family.name: family for family in (WAN, WAN_TI2V, LTX)}
+WAN_VACE = Family(
+    name="wan-vace", text_pipeline="WanVACEPipeline", image_pipeline="WanVACEPipeline"
+)
+FAMILIES = {family.name: family for family in (WAN, WAN_TI2V, LTX, WAN_VACE)}
 
 WAN_480P_SIZES: tuple[Size, ...] = ((832, 480), (480, 832), (624, 624))
 WAN_720P_SIZES: tuple[Size, ...] = ((1280, 720), (720, 1280), (960, 960))
@@ -101,6 +104,10 @@ class ModelInfo:
     """The official sampling recipe of this checkpoint (:mod:`.recipes`)."""
     resolution: str = "720p"
     """Trained resolution (``480p`` or ``720p``) and where it was read: see :func:`detect`."""
+    references: bool = False
+    """Takes reference images (Wan VACE)."""
+    extends: bool = False
+    """Continues an input video from its last frames (Wan VACE)."""
 
     def supports(self, kind: InputKind) -> bool:
         return self.text if kind == "text" else self.image
@@ -140,6 +147,25 @@ def detect(
     transformer = dict(transformer_config or {})
     if class_name in WAN_TEXT_CLASSES:
         return _detect_wan(source, label, class_name, model_index, transformer, resolution)
+    if class_name == "WanVACEPipeline":
+        resolution = resolution or wan_resolution(label, transformer)
+        two_stage = (model_index.get("transformer_2") or [None])[0] is not None
+        return ModelInfo(
+            source=source,
+            label=label,
+            family=WAN_VACE,
+            pipeline_class=class_name,
+            text=True,
+            image=True,
+            last_frame=True,
+            sizes=WAN_480P_SIZES if resolution == "480p" else WAN_720P_SIZES,
+            two_stage=two_stage,
+            # Wan2.2's VACE-Fun A14B has no official recipe of its own: the T2V-A14B one.
+            recipe=recipes.WAN22_T2V_A14B if two_stage else recipes.WAN21_VACE,
+            resolution=resolution,
+            references=True,
+            extends=True,
+        )
     if class_name in LTX_CLASSES:
         if distilled is None:
             distilled = "distilled" in label.lower()
@@ -154,7 +180,7 @@ def detect(
             sizes=LTX_SIZES,
             recipe=recipes.LTX_DISTILLED if distilled else recipes.LTX_DEV,
         )
-    supported = ", ".join(sorted(WAN_TEXT_CLASSES | LTX_CLASSES))
+    supported = ", ".join(sorted(WAN_TEXT_CLASSES | LTX_CLASSES | {"WanVACEPipeline"}))
     raise ServiceUnavailable(
         f"the diffusers model '{label}' is a {class_name or 'unknown pipeline'}; "
         f"the diffusers engine runs {supported} checkpoints"
@@ -257,7 +283,7 @@ def _round_to(value: int, multiple: int) -> int:
 def configured(info: ModelInfo, resolution: str | None, distilled: bool | None) -> ModelInfo:
     """``info`` with the operator's ``resolution`` / ``distilled`` (``diffusers_models``)
     applied where they change the sizes or the recipe."""
-    if resolution and info.family is WAN and resolution != info.resolution:
+    if resolution and info.family in (WAN, WAN_VACE) and resolution != info.resolution:
         sizes = WAN_480P_SIZES if resolution == "480p" else WAN_720P_SIZES
         recipe = info.recipe
         if recipe in (recipes.WAN21_I2V_480P, recipes.WAN21_I2V_720P):
