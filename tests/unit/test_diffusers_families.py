@@ -32,7 +32,7 @@ pytestmark = pytest.mark.unit
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 WORK_AREA = 48 * 32
-NAMES = ("wan_vace", "wan_t2v")
+NAMES = ("wan_vace", "wan_t2v", "ltx2")
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +207,28 @@ def test_vace_long_clips_continue_whole_latent_frames(engine_for, vace_calls) ->
     first, second = vace_calls[-2:]
     assert masks(second) == [0] * 5 + [255] * 4, "the second continues 5 known frames"
     assert "video" not in first
+
+
+# -- LTX-2: picture and sound from one model -------------------------------------------------
+
+
+def test_ltx2_makes_the_soundtrack_with_the_picture(engine_for, settings, models) -> None:
+    engine = engine_for("ltx2")
+    req = request(generate_audio=True, duration_seconds=1)
+    frames, clip = generate(engine, req)
+    assert clip.facts["family"] == "ltx2" and clip.facts["recipe"] == "ltx-2"
+    assert clip.facts["audio"] == "generated with the picture by ltx2"
+    assert clip.audio is not None and clip.audio.sample_rate == 16000
+    assert clip.audio.samples.shape == (2, 16000)  # stereo, exactly the clip's second
+    assert np.abs(clip.audio.samples).max() > 0
+    assert frames.shape == (24, 48, 64, 3)
+    silent, clip = generate(engine, request(duration_seconds=1))
+    assert clip.audio is None and "audio" not in clip.facts
+    assert np.array_equal(frames, silent), "one model, one picture, with or without its sound"
+
+
+def test_ltx2_starts_from_an_image(engine_for) -> None:
+    engine = engine_for("ltx2")
+    text, _ = generate(engine)
+    image, clip = generate(engine, inputs=Inputs(image=picture("orange")))
+    assert clip.facts["family"] == "ltx2" and difference(text, image) > 0.1

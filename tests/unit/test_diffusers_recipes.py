@@ -5,6 +5,7 @@ Sources (the commits read):
 * Wan2.1: github.com/Wan-Video/Wan2.1 at 9737cba9c1c3c4d04b33fcad41c111989865d315
 * Wan2.2: github.com/Wan-Video/Wan2.2 at 42bf4cfaa384bc21833865abc2f9e6c0e67233dc
 * LTX-Video: github.com/Lightricks/LTX-Video at 5260738e171955b66c0827f9af7e84d68fd1d919
+* LTX-2: github.com/Lightricks/LTX-2 at 400fd31054597515f47125691032c04b1c3ee24e
 
 Then the engine on tiny random-weight pipelines shows each value reaching the pipeline:
 the scheduler's shift, guidance_scale_2, the default negative prompt, per-model overrides,
@@ -85,6 +86,10 @@ OFFICIAL = [
     (r.LTX_DEV, "fps", 30, "LTX-Video ltx_video/inference.py:346"),
     (r.LTX_DISTILLED, "fps", 30, "LTX-Video ltx_video/inference.py:346"),
     (r.LTX_DEV, "max_frames", 257, "LTX-Video README.md:281"),
+    # LTX-2 packages/ltx-pipelines/src/ltx_pipelines/utils/constants.py (PipelineParams).
+    (r.LTX2, "fps", 24, "LTX-2 ltx_pipelines/utils/constants.py:46"),
+    (r.LTX2, "steps", 40, "LTX-2 ltx_pipelines/utils/constants.py:47"),
+    (r.LTX2, "guidance", 3.0, "LTX-2 ltx_pipelines/utils/constants.py:51"),
 ]
 
 
@@ -112,6 +117,12 @@ def test_negative_prompts_are_the_official_ones() -> None:
     # LTX-Video ltx_video/inference.py:351-352.
     expected = "worst quality, inconsistent motion, blurry, jittery, distorted"
     assert r.LTX_DEV.negative_prompt == r.LTX_DISTILLED.negative_prompt == expected
+    # LTX-2 ltx_pipelines/utils/constants.py:186-199 (DEFAULT_NEGATIVE_PROMPT).
+    assert r.LTX2.negative_prompt.startswith("has_subtitles, has_blurbox, transition from black")
+    assert r.LTX2.negative_prompt.endswith("stylized filters, or AI artifacts.")
+    assert len(r.LTX2.negative_prompt) == 1171
+    # Its audio guidance, constants.py:61 (audio_guider_params cfg_scale=7.0).
+    assert dict(r.LTX2.call_args) == {"audio_guidance_scale": 7.0}
 
 
 def test_ltx_distilled_schedule_and_decode_arguments() -> None:

@@ -40,7 +40,7 @@ from reelforge.catalog import MODELS
 from reelforge.engines.base import Capabilities, GenerationRequest, Inputs, JobContext
 from reelforge.engines.diffusers import acceleration
 from reelforge.engines.diffusers.acceleration import ModelSpeed
-from reelforge.engines.diffusers.audio import AudioGenerator
+from reelforge.engines.diffusers.audio import AudioGenerator, fit_length
 from reelforge.engines.diffusers.conditioning import (
     Known,
     first_frame,
@@ -90,7 +90,7 @@ WARMUP_SECONDS = 5
 """Length of the warm-up clip: the frame count most jobs of the default duration use."""
 LOCK_POLL_SECONDS = 1.0
 """How often a job waiting for the GPU checks whether it was cancelled."""
-MIN_SIZE_MULTIPLE = {"wan": 16, "wan-ti2v": 32, "ltx": 32}
+MIN_SIZE_MULTIPLE = {"wan": 16, "wan-ti2v": 32, "ltx": 32, "ltx2": 32, "wan-vace": 16}
 """Sides the pipelines accept (their ``check_inputs``), whatever the VAE's ratio."""
 TIME_RESAMPLING = "blend"
 
@@ -286,11 +286,16 @@ class DiffusersEngine:
             else:
                 follow = pipe
             start_meters(model, plan.steps)
+            tracks: list[Audio] = []
             video = self._segments(
-                pipe, follow, model.device, info, plan, request, inputs, job, facts
+                pipe, follow, model.device, info, plan, request, inputs, job, facts, tracks
             )
             report_meters(model, facts, request.job_id)
-            audio = self._soundtrack(request, job, facts)
+            if request.generate_audio and tracks:
+                audio = _joined(tracks, float(request.duration_seconds))
+                facts["audio"] = f"generated with the picture by {info.label}"
+            else:
+                audio = self._soundtrack(request, job, facts)
         facts.update(
             native_frames=int(video.shape[0]),
             native_size=[plan.size[0], plan.size[1]],
@@ -414,6 +419,7 @@ class DiffusersEngine:
         inputs: Inputs,
         job: JobContext,
         facts: dict[str, object],
+        tracks: list[Audio] | None = None,
     ) -> np.ndarray:
         """The native clip: one pipeline call, or segments each continuing the one before
         from its last frames (``plan.overlap``), which it repeats and which are dropped."""
@@ -443,8 +449,14 @@ class DiffusersEngine:
                 frames=frames,
                 seed=request.seed + index,
                 share=(index / count, (index + 1) / count),
+                tracks=tracks,
             )
             parts.append(video[len(context) :])
+            if tracks and index and len(tracks) == index + 1:
+                # The repeated frames' sound was heard at the end of the segment before.
+                track = tracks[-1]
+                skip = round(len(context) / plan.fps * track.sample_rate)
+                tracks[-1] = Audio(track.samples[:, skip:], track.sample_rate)
         return parts[0] if count == 1 else np.concatenate(parts)
 
     def _run(
@@ -461,6 +473,7 @@ class DiffusersEngine:
         frames: int,
         seed: int,
         share: tuple[float, float] = (0.0, 1.0),
+        tracks: list[Audio] | None = None,
     ) -> np.ndarray:
         """Denoise and decode ``frames`` frames; uint8 (frames, height, width, 3) on the CPU.
 
@@ -520,7 +533,7 @@ class DiffusersEngine:
         # Arguments a pipeline does not take (LTX's frame_rate for Wan) are dropped.
         accepted = inspect.signature(pipe.__call__).parameters
         call = {key: value for key, value in call.items() if key in accepted}
-        job.report(0.0, "denoising")
+        job.report(DENOISE_END * start, "denoising")
         try:
             result = pipe(**call)
         except BaseException:
@@ -531,7 +544,12 @@ class DiffusersEngine:
             frames = torch.from_numpy(np.asarray(frames)).permute(0, 1, 4, 2, 3)
         # In place: at 720p the float clip is over a gigabyte; no second copy of it.
         video = frames[0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
-        job.report(DECODE_END, "decoding")
+        track = getattr(result, "audio", None)
+        if tracks is not None and track is not None and info.audio:
+            rate = int(pipe.vocoder.config.output_sampling_rate)
+            samples = torch.as_tensor(track)[0].float().cpu().numpy()
+            tracks.append(Audio(samples=samples, sample_rate=rate))
+        job.report(DENOISE_END * end, "decoding")
         return video.contiguous().cpu().numpy()
 
     def _soundtrack(
@@ -586,6 +604,13 @@ def set_shift(pipe: Any, shift: float) -> None:
     if key is None or config[key] == shift:
         return
     pipe.scheduler = type(scheduler).from_config(config, **{key: shift})
+
+
+def _joined(tracks: list[Audio], seconds: float) -> Audio:
+    """The segments' soundtracks one after the other, fitted to ``seconds``."""
+    rate = tracks[0].sample_rate
+    samples = np.concatenate([track.samples for track in tracks], axis=1)
+    return Audio(samples=fit_length(samples, round(seconds * rate)), sample_rate=rate)
 
 
 def _check_inputs(request: GenerationRequest, info: ModelInfo, inputs: Inputs) -> None:

@@ -65,10 +65,11 @@ WAN_TI2V = Family(
     name="wan-ti2v", text_pipeline="WanPipeline", image_pipeline="WanImageToVideoPipeline"
 )
 LTX = Family(name="ltx", text_pipeline="LTXPipeline", image_pipeline="LTXImageToVideoPipeline")
+LTX2 = Family(name="ltx2", text_pipeline="LTX2Pipeline", image_pipeline="LTX2ImageToVideoPipeline")
 WAN_VACE = Family(
     name="wan-vace", text_pipeline="WanVACEPipeline", image_pipeline="WanVACEPipeline"
 )
-FAMILIES = {family.name: family for family in (WAN, WAN_TI2V, LTX, WAN_VACE)}
+FAMILIES = {family.name: family for family in (WAN, WAN_TI2V, LTX, LTX2, WAN_VACE)}
 
 WAN_480P_SIZES: tuple[Size, ...] = ((832, 480), (480, 832), (624, 624))
 WAN_720P_SIZES: tuple[Size, ...] = ((1280, 720), (720, 1280), (960, 960))
@@ -80,6 +81,7 @@ WAN_SMALL_WIDTH = 1536
 
 WAN_TEXT_CLASSES = frozenset({"WanPipeline", "WanImageToVideoPipeline"})
 LTX_CLASSES = frozenset({"LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline"})
+LTX2_CLASSES = frozenset({"LTX2Pipeline", "LTX2ImageToVideoPipeline", "LTX2ConditionPipeline"})
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class ModelInfo:
     """Takes reference images (Wan VACE)."""
     extends: bool = False
     """Continues an input video from its last frames (Wan VACE)."""
+    audio: bool = False
+    """Generates the soundtrack with the picture, in one model (LTX-2)."""
 
     def supports(self, kind: InputKind) -> bool:
         return self.text if kind == "text" else self.image
@@ -147,6 +151,19 @@ def detect(
     transformer = dict(transformer_config or {})
     if class_name in WAN_TEXT_CLASSES:
         return _detect_wan(source, label, class_name, model_index, transformer, resolution)
+    if class_name in LTX2_CLASSES:
+        return ModelInfo(
+            source=source,
+            label=label,
+            family=LTX2,
+            pipeline_class=class_name,
+            text=True,
+            image=True,
+            last_frame=False,
+            sizes=LTX_SIZES,
+            recipe=recipes.LTX2,
+            audio=True,
+        )
     if class_name == "WanVACEPipeline":
         resolution = resolution or wan_resolution(label, transformer)
         two_stage = (model_index.get("transformer_2") or [None])[0] is not None
@@ -180,7 +197,9 @@ def detect(
             sizes=LTX_SIZES,
             recipe=recipes.LTX_DISTILLED if distilled else recipes.LTX_DEV,
         )
-    supported = ", ".join(sorted(WAN_TEXT_CLASSES | LTX_CLASSES | {"WanVACEPipeline"}))
+    supported = ", ".join(
+        sorted(WAN_TEXT_CLASSES | LTX_CLASSES | LTX2_CLASSES | {"WanVACEPipeline"})
+    )
     raise ServiceUnavailable(
         f"the diffusers model '{label}' is a {class_name or 'unknown pipeline'}; "
         f"the diffusers engine runs {supported} checkpoints"

@@ -13,6 +13,9 @@ against the file and line it comes from):
 * Wan 2.2 ``wan/configs/`` (github.com/Wan-Video/Wan2.2): T2V-A14B shift 12, 40 steps,
   guidance 4.0 (high noise) / 3.0 (low noise); I2V-A14B shift 5, 40 steps, 3.5 / 3.5;
   TI2V-5B shift 5, 50 steps, guidance 5, 121 frames at 24 fps.
+* LTX-2 ``packages/ltx-pipelines/src/ltx_pipelines/utils/constants.py``
+  (github.com/Lightricks/LTX-2): 40 steps, video guidance 3, audio guidance 7, 24 fps, its
+  long negative prompt.
 * LTX-Video ``configs/*.yaml`` and ``ltx_video/inference.py``
   (github.com/Lightricks/LTX-Video): 40 steps at guidance 3, 8 steps at guidance 1 with
   the distilled timesteps for distilled checkpoints, decode timestep 0.05 and noise 0.025,
@@ -45,6 +48,22 @@ WAN_FLF2V_NEGATIVE_PREFIX = "镜头切换，"
 """Wan 2.1 ``configs/__init__.py`` puts "shot change" in front for first-last frame."""
 LTX_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
 """``negative_prompt`` default of LTX-Video's ``ltx_video/inference.py``."""
+LTX2_NEGATIVE_PROMPT = (
+    "has_subtitles, has_blurbox, transition from black, transition to black, speech_ending_short, "
+    "blurry, out of focus, overexposed, underexposed, low contrast, washed out colors, excessive "
+    "noise, grainy texture, poor lighting, flickering, motion blur, distorted proportions, "
+    "unnatural skin tones, deformed facial features, asymmetrical face, missing facial features, "
+    "extra limbs, disfigured hands, wrong hand count, artifacts around text, inconsistent "
+    "perspective, camera shake, incorrect depth of field, background too sharp, background "
+    "clutter, distracting reflections, harsh shadows, inconsistent lighting direction, color "
+    "banding, cartoonish rendering, 3D CGI look, unrealistic materials, uncanny valley effect, "
+    "incorrect ethnicity, wrong gender, exaggerated expressions, wrong gaze direction, mismatched "
+    "lip sync, silent or muted audio, distorted voice, robotic voice, echo, background noise, "
+    "off-sync audio, incorrect dialogue, added dialogue, repetitive speech, jittery movement, "
+    "awkward pauses, incorrect timing, unnatural transitions, inconsistent framing, tilted camera, "
+    "flat lighting, inconsistent tone, cinematic oversaturation, stylized filters, or AI artifacts."
+)
+"""``DEFAULT_NEGATIVE_PROMPT`` of LTX-2's ``ltx_pipelines/utils/constants.py``."""
 LTX_DISTILLED_TIMESTEPS = (1000.0, 993.7, 987.5, 981.2, 975.0, 909.4, 725.0, 421.9)
 """LTX 0.9.8 distilled's first-pass timesteps and the last of its second pass, in
 diffusers' 0-1000 scale: the single-pass schedule of 8 steps."""
@@ -113,6 +132,13 @@ LTX_DISTILLED = Recipe(
     call_args=LTX_DECODE,
 )  # fmt: skip
 
+LTX2 = Recipe(
+    "ltx-2", steps=40, guidance=3.0, fps=24, max_frames=257,
+    negative_prompt=LTX2_NEGATIVE_PROMPT, call_args=(("audio_guidance_scale", 7.0),),
+)  # fmt: skip
+"""LTX-2.0's ``PipelineParams`` (40 steps, video CFG 3, audio CFG 7, 24 fps). One pass is
+held to 257 frames as for LTX-Video (the official code sets no limit; it defaults to 121)."""
+
 RECIPES = {
     recipe.name: recipe
     for recipe in (
@@ -126,6 +152,7 @@ RECIPES = {
         WAN22_TI2V_5B,
         LTX_DEV,
         LTX_DISTILLED,
+        LTX2,
     )
 }
 
