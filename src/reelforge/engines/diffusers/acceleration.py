@@ -413,6 +413,38 @@ def enable_group_offload(pipe: Any, device: str) -> None:
     )
 
 
+# -- host memory -----------------------------------------------------------------------------
+
+TEXT_ENCODER_GIB = 10.6
+"""UMT5-XXL's encoder (5.7B parameters) in bf16: Wan's text encoder, ~1/2 of a small Wan."""
+CHECKPOINT_WEIGHTS_GIB: dict[str, float] = {
+    # Parameters x 2 bytes (bf16) + the text encoder + the VAE in fp32; estimates from the
+    # published parameter counts, not measured here.
+    "Wan2.1-T2V-1.3B-Diffusers": 2.6 + TEXT_ENCODER_GIB + 0.5,
+    "Wan2.1-T2V-14B-Diffusers": 26.6 + TEXT_ENCODER_GIB + 0.5,
+    "Wan2.1-I2V-14B-720P-Diffusers": 26.6 + TEXT_ENCODER_GIB + 0.5 + 1.2,  # + CLIP ViT-H
+    "Wan2.2-TI2V-5B-Diffusers": 9.3 + TEXT_ENCODER_GIB + 2.6,
+    "Wan2.2-T2V-A14B-Diffusers": 2 * 26.6 + TEXT_ENCODER_GIB + 0.5,
+    "Wan2.2-I2V-A14B-Diffusers": 2 * 26.6 + TEXT_ENCODER_GIB + 0.5,
+    "LTX-Video-0.9.7-distilled": 24.6 + 8.9 + 1.7,  # 13B transformer, T5-XXL encoder, VAE
+}
+HOST_OVERHEAD_GIB = 10.0
+"""Python, torch, CUDA's host allocations, input images and the clip being encoded."""
+
+
+def host_memory_gib(weights_gib: float, offload: str) -> float:
+    """CPU memory a GPU worker needs (its container's limit) for a checkpoint.
+
+    Every mode loads the whole pipeline into CPU memory before placing it; without
+    offload that copy is freed once on the GPU, so the limit must still cover it at start.
+    ``model``, ``group`` and ``sequential`` keep every weight in CPU memory for good, and
+    ``group`` pins it (page-locked memory counts against the limit like any other), plus
+    one group in flight: 10% more.
+    """
+    factor = 1.1 if offload == "group" else 1.0
+    return round(weights_gib * factor + HOST_OVERHEAD_GIB, 1)
+
+
 # -- step caches -----------------------------------------------------------------------------
 
 
