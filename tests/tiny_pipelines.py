@@ -536,5 +536,102 @@ def ltx2() -> Any:
     )
 
 
-FAMILY_BUILDERS = {"wan_a14b": wan_a14b, "wan_vace": wan_vace, "ltx2": ltx2}
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['content'] if message['content'] is string "
+    "else message['content'][0]['text'] }} {% endfor %}"
+)
+"""Enough of a chat template for pipelines that format prompts as chat messages."""
+
+
+def hunyuan15() -> Any:
+    """HunyuanVideo 1.5 text-to-video look-alike (480p: ``target_size`` below 960): a
+    Qwen2.5-VL text model and a ByT5 glyph encoder, guidance through a ``guider``."""
+    import torch
+    from diffusers import (
+        AutoencoderKLHunyuanVideo15,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideo15Pipeline,
+        HunyuanVideo15Transformer3DModel,
+    )
+    from diffusers.guiders import ClassifierFreeGuidance
+    from transformers import (
+        ByT5Tokenizer,
+        Qwen2_5_VLTextConfig,
+        Qwen2_5_VLTextModel,
+        T5Config,
+        T5EncoderModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = HunyuanVideo15Transformer3DModel(
+        in_channels=9,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=1,
+        num_refiner_layers=1,
+        mlp_ratio=2.0,
+        patch_size=1,
+        patch_size_t=1,
+        text_embed_dim=16,
+        text_embed_2_dim=32,
+        image_embed_dim=12,
+        rope_axes_dim=(2, 2, 4),
+        target_size=16,
+        task_type="t2v",
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLHunyuanVideo15(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(16, 16),
+        layers_per_block=1,
+        spatial_compression_ratio=4,
+        temporal_compression_ratio=2,
+        downsample_match_channel=False,
+        upsample_match_channel=False,
+    )
+    tokenizer = make_tokenizer(max_length=2048)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    text_encoder = Qwen2_5_VLTextModel(
+        Qwen2_5_VLTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            rope_theta=1000000.0,
+        )
+    )
+    glyph_tokenizer = ByT5Tokenizer()
+    torch.manual_seed(0)
+    glyph_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(glyph_tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,
+        )
+    )
+    return HunyuanVideo15Pipeline(
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder_2=glyph_encoder.eval(),
+        tokenizer_2=glyph_tokenizer,
+        guider=ClassifierFreeGuidance(guidance_scale=1.0),
+    )
+
+
+FAMILY_BUILDERS = {"wan_a14b": wan_a14b, "wan_vace": wan_vace, "ltx2": ltx2, "hunyuan15": hunyuan15}
 BUILDERS.update(FAMILY_BUILDERS)

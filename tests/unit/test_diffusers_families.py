@@ -21,7 +21,7 @@ from reelforge.engines.base import GenerationRequest, Inputs, JobContext, VideoI
 from reelforge.engines.diffusers import DiffusersEngine
 from reelforge.engines.diffusers.conditioning import last_frames
 from reelforge.engines.diffusers.engine import segment_lengths
-from reelforge.errors import EngineError
+from reelforge.errors import EngineError, Interruption, JobInterrupted
 from reelforge.media.fit import fit_frame
 from reelforge.media.videos import probe_video
 from reelforge.settings import DiffusersModel
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.unit
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 WORK_AREA = 48 * 32
-NAMES = ("wan_vace", "wan_t2v", "ltx2")
+NAMES = ("wan_vace", "wan_t2v", "ltx2", "hunyuan15")
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +232,36 @@ def test_ltx2_starts_from_an_image(engine_for) -> None:
     text, _ = generate(engine)
     image, clip = generate(engine, inputs=Inputs(image=picture("orange")))
     assert clip.facts["family"] == "ltx2" and difference(text, image) > 0.1
+
+
+# -- HunyuanVideo 1.5 --------------------------------------------------------------------------
+
+
+def test_hunyuan15_runs_its_recipe_with_progress_and_cancellation(engine_for) -> None:
+    engine = engine_for("hunyuan15")
+    assert engine.capabilities("veo2").inputs == {"text"}
+    reports: list[tuple[float, str]] = []
+    clip = engine.generate(
+        request(), Inputs(), JobContext(on_report=lambda f, s: reports.append((f, s)))
+    )
+    frames = np.stack(list(clip.frames))
+    assert frames.shape == (24, 48, 64, 3) and np.std(frames) > 0
+    assert clip.facts["family"] == "hunyuan1.5"
+    assert clip.facts["recipe"] == "hunyuanvideo-1.5-480p"  # target_size 16: a 480p model
+    assert (clip.facts["flow_shift"], clip.facts["guidance_scale"]) == (5.0, 6.0)
+    (model,) = engine.models._models.values()
+    pipe = next(iter(model.pipelines.values()))
+    assert pipe.guider.guidance_scale == 6.0 and pipe.scheduler.config.shift == 5.0
+    # No step callback in this pipeline: its scheduler's steps report instead.
+    assert [stage for _, stage in reports].count("denoising") >= 2
+
+    def report(fraction: float, stage: str) -> None:
+        if stage == "denoising" and fraction > 0:  # after the first step
+            job.cancel(Interruption.CANCELLED)
+
+    job = JobContext(on_report=report)
+    with pytest.raises(JobInterrupted):
+        engine.generate(request(seed=8), Inputs(), job)
+    assert "step" not in vars(pipe.scheduler), "the scheduler is itself again"
+    again = np.stack(list(engine.generate(request(), Inputs(), JobContext()).frames))
+    assert np.array_equal(frames, again)

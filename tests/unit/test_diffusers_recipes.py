@@ -6,6 +6,8 @@ Sources (the commits read):
 * Wan2.2: github.com/Wan-Video/Wan2.2 at 42bf4cfaa384bc21833865abc2f9e6c0e67233dc
 * LTX-Video: github.com/Lightricks/LTX-Video at 5260738e171955b66c0827f9af7e84d68fd1d919
 * LTX-2: github.com/Lightricks/LTX-2 at 400fd31054597515f47125691032c04b1c3ee24e
+* HunyuanVideo-1.5: github.com/Tencent-Hunyuan/HunyuanVideo-1.5 at
+  60783e704160023913bee78f0b47036d393d4dfa
 
 Then the engine on tiny random-weight pipelines shows each value reaching the pipeline:
 the scheduler's shift, guidance_scale_2, the default negative prompt, per-model overrides,
@@ -90,6 +92,18 @@ OFFICIAL = [
     (r.LTX2, "fps", 24, "LTX-2 ltx_pipelines/utils/constants.py:46"),
     (r.LTX2, "steps", 40, "LTX-2 ltx_pipelines/utils/constants.py:47"),
     (r.LTX2, "guidance", 3.0, "LTX-2 ltx_pipelines/utils/constants.py:51"),
+    # HunyuanVideo-1.5 README.md:347-350 ("Optimal Inference Configurations": CFG 6, shift
+    # 5 at 480p, 9 for 720p T2V, 7 for 720p I2V, 50 steps); README.md:315 (121 frames);
+    # generate.py:48 (written at 24 fps).
+    (r.HUNYUAN15_480P, "guidance", 6.0, "HunyuanVideo-1.5 README.md:347"),
+    (r.HUNYUAN15_480P, "shift", 5.0, "HunyuanVideo-1.5 README.md:347"),
+    (r.HUNYUAN15_480P, "steps", 50, "HunyuanVideo-1.5 README.md:347"),
+    (r.HUNYUAN15_720P_T2V, "shift", 9.0, "HunyuanVideo-1.5 README.md:349"),
+    (r.HUNYUAN15_720P_T2V, "guidance", 6.0, "HunyuanVideo-1.5 README.md:349"),
+    (r.HUNYUAN15_720P_I2V, "shift", 7.0, "HunyuanVideo-1.5 README.md:350"),
+    (r.HUNYUAN15_720P_I2V, "steps", 50, "HunyuanVideo-1.5 README.md:350"),
+    (r.HUNYUAN15_480P, "max_frames", 121, "HunyuanVideo-1.5 README.md:315"),
+    (r.HUNYUAN15_480P, "fps", 24, "HunyuanVideo-1.5 generate.py:48"),
 ]
 
 
@@ -186,6 +200,20 @@ CONFIGS = {
             "attention_head_dim": 128,
         },
     ),
+    "HunyuanVideo-1.5-480p_t2v": (
+        {"_class_name": "HunyuanVideo15Pipeline"},
+        {"task_type": "t2v", "target_size": 640},
+    ),
+    "HunyuanVideo-1.5-720p_t2v": (
+        {"_class_name": "HunyuanVideo15Pipeline"},
+        {"task_type": "t2v", "target_size": 960},
+    ),
+    "HunyuanVideo-1.5-720p_i2v": (
+        {"_class_name": "HunyuanVideo15ImageToVideoPipeline"},
+        {"task_type": "i2v", "target_size": 960},
+    ),
+    "LTX-2": ({"_class_name": "LTX2Pipeline"}, {"in_channels": 128}),
+    "Wan2.1-VACE-14B-diffusers": ({"_class_name": "WanVACEPipeline"}, dict(WAN_14B)),
     "LTX-Video-0.9.5": ({"_class_name": "LTXPipeline"}, {"in_channels": 128}),
     "LTX-Video-0.9.7-distilled": ({"_class_name": "LTXConditionPipeline"}, {"in_channels": 128}),
 }
@@ -202,6 +230,11 @@ CONFIGS = {
         ("Wan2.2-T2V-A14B-Diffusers", r.WAN22_T2V_A14B, "720p"),
         ("Wan2.2-I2V-A14B-Diffusers", r.WAN22_I2V_A14B, "720p"),
         ("Wan2.2-TI2V-5B-Diffusers", r.WAN22_TI2V_5B, "720p"),
+        ("HunyuanVideo-1.5-480p_t2v", r.HUNYUAN15_480P, "480p"),
+        ("HunyuanVideo-1.5-720p_t2v", r.HUNYUAN15_720P_T2V, "720p"),
+        ("HunyuanVideo-1.5-720p_i2v", r.HUNYUAN15_720P_I2V, "720p"),
+        ("LTX-2", r.LTX2, "720p"),
+        ("Wan2.1-VACE-14B-diffusers", r.WAN21_VACE, "720p"),
         ("LTX-Video-0.9.5", r.LTX_DEV, "720p"),
         ("LTX-Video-0.9.7-distilled", r.LTX_DISTILLED, "720p"),
     ],

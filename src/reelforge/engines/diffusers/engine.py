@@ -532,10 +532,16 @@ class DiffusersEngine:
                     facts["tail_image"] = "ignored: this checkpoint has no last-frame input"
         # Arguments a pipeline does not take (LTX's frame_rate for Wan) are dropped.
         accepted = inspect.signature(pipe.__call__).parameters
+        if "guidance_scale" not in accepted:
+            set_guidance(pipe, sampling.guidance)
         call = {key: value for key, value in call.items() if key in accepted}
         job.report(DENOISE_END * start, "denoising")
+        steps = contextlib.nullcontext()
+        if "callback_on_step_end" not in accepted:
+            steps = _scheduler_steps(pipe, lambda index: on_step(pipe, index, None, {}))
         try:
-            result = pipe(**call)
+            with steps:
+                result = pipe(**call)
         except BaseException:
             _reset(pipe)
             raise
@@ -611,6 +617,33 @@ def _joined(tracks: list[Audio], seconds: float) -> Audio:
     rate = tracks[0].sample_rate
     samples = np.concatenate([track.samples for track in tracks], axis=1)
     return Audio(samples=fit_length(samples, round(seconds * rate)), sample_rate=rate)
+
+
+def set_guidance(pipe: Any, guidance: float) -> None:
+    """Guidance of a pipeline that takes it from its ``guider`` (HunyuanVideo 1.5)."""
+    guider = getattr(pipe, "guider", None)
+    if guider is not None and getattr(guider, "guidance_scale", guidance) != guidance:
+        pipe.guider = guider.new(guidance_scale=guidance)
+
+
+@contextlib.contextmanager
+def _scheduler_steps(pipe: Any, on_step: Any) -> Iterator[None]:
+    """Progress and cancellation at every denoising step of a pipeline without a step
+    callback: its scheduler's ``step`` reports (and raises when the job must stop)."""
+    scheduler = pipe.scheduler
+    original = scheduler.step
+    count = itertools.count()
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        output = original(*args, **kwargs)
+        on_step(next(count))
+        return output
+
+    scheduler.step = step
+    try:
+        yield
+    finally:
+        del scheduler.step
 
 
 def _check_inputs(request: GenerationRequest, info: ModelInfo, inputs: Inputs) -> None:

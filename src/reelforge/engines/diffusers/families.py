@@ -66,15 +66,25 @@ WAN_TI2V = Family(
 )
 LTX = Family(name="ltx", text_pipeline="LTXPipeline", image_pipeline="LTXImageToVideoPipeline")
 LTX2 = Family(name="ltx2", text_pipeline="LTX2Pipeline", image_pipeline="LTX2ImageToVideoPipeline")
+HUNYUAN15 = Family(
+    name="hunyuan1.5",
+    text_pipeline="HunyuanVideo15Pipeline",
+    image_pipeline="HunyuanVideo15ImageToVideoPipeline",
+)
 WAN_VACE = Family(
     name="wan-vace", text_pipeline="WanVACEPipeline", image_pipeline="WanVACEPipeline"
 )
-FAMILIES = {family.name: family for family in (WAN, WAN_TI2V, LTX, LTX2, WAN_VACE)}
+FAMILIES = {family.name: family for family in (WAN, WAN_TI2V, LTX, LTX2, WAN_VACE, HUNYUAN15)}
 
 WAN_480P_SIZES: tuple[Size, ...] = ((832, 480), (480, 832), (624, 624))
 WAN_720P_SIZES: tuple[Size, ...] = ((1280, 720), (720, 1280), (960, 960))
 WAN_TI2V_SIZES: tuple[Size, ...] = ((1280, 704), (704, 1280), (960, 960))
 LTX_SIZES: tuple[Size, ...] = ((1216, 704), (704, 1216), (832, 832))
+HUNYUAN_480P_SIZES: tuple[Size, ...] = ((848, 480), (480, 848), (640, 640))
+HUNYUAN_720P_SIZES: tuple[Size, ...] = ((1280, 720), (720, 1280), (960, 960))
+HUNYUAN_CLASSES = frozenset({"HunyuanVideo15Pipeline", "HunyuanVideo15ImageToVideoPipeline"})
+HUNYUAN_720P_TARGET = 960
+"""``target_size`` of the 720p HunyuanVideo 1.5 transformers (640 at 480p)."""
 
 WAN_SMALL_WIDTH = 1536
 """Transformer width (heads x head size) of Wan2.1 1.3B, which was trained at 480p only."""
@@ -164,6 +174,8 @@ def detect(
             recipe=recipes.LTX2,
             audio=True,
         )
+    if class_name in HUNYUAN_CLASSES:
+        return _detect_hunyuan(source, label, class_name, transformer, resolution)
     if class_name == "WanVACEPipeline":
         resolution = resolution or wan_resolution(label, transformer)
         two_stage = (model_index.get("transformer_2") or [None])[0] is not None
@@ -198,7 +210,9 @@ def detect(
             recipe=recipes.LTX_DISTILLED if distilled else recipes.LTX_DEV,
         )
     supported = ", ".join(
-        sorted(WAN_TEXT_CLASSES | LTX_CLASSES | LTX2_CLASSES | {"WanVACEPipeline"})
+        sorted(
+            WAN_TEXT_CLASSES | LTX_CLASSES | LTX2_CLASSES | HUNYUAN_CLASSES | {"WanVACEPipeline"}
+        )
     )
     raise ServiceUnavailable(
         f"the diffusers model '{label}' is a {class_name or 'unknown pipeline'}; "
@@ -244,6 +258,41 @@ def _detect_wan(
         source, label, WAN, class_name, text, image, last_frame, sizes, two_stage,
         recipe=recipe, resolution=resolution,
     )  # fmt: skip
+
+
+def _detect_hunyuan(
+    source: str,
+    label: str,
+    class_name: str,
+    transformer: Mapping[str, Any],
+    resolution: str | None,
+) -> ModelInfo:
+    """HunyuanVideo 1.5: one checkpoint per task (``task_type`` ``t2v`` or ``i2v``) and per
+    resolution (``target_size``: 640 at 480p, 960 at 720p), both in the transformer's
+    configuration."""
+    task = transformer.get("task_type") or (
+        "i2v" if class_name == "HunyuanVideo15ImageToVideoPipeline" else "t2v"
+    )
+    if resolution is None:
+        target = int(transformer.get("target_size") or 0)
+        resolution = "720p" if target >= HUNYUAN_720P_TARGET else "480p"
+    image = task == "i2v"
+    if resolution == "480p":
+        recipe = recipes.HUNYUAN15_480P
+    else:
+        recipe = recipes.HUNYUAN15_720P_I2V if image else recipes.HUNYUAN15_720P_T2V
+    return ModelInfo(
+        source=source,
+        label=label,
+        family=HUNYUAN15,
+        pipeline_class=class_name,
+        text=not image,
+        image=image,
+        last_frame=False,
+        sizes=HUNYUAN_480P_SIZES if resolution == "480p" else HUNYUAN_720P_SIZES,
+        recipe=recipe,
+        resolution=resolution,
+    )
 
 
 def wan_resolution(label: str, transformer: Mapping[str, Any]) -> str:

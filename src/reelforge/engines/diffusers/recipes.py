@@ -16,6 +16,8 @@ against the file and line it comes from):
 * LTX-2 ``packages/ltx-pipelines/src/ltx_pipelines/utils/constants.py``
   (github.com/Lightricks/LTX-2): 40 steps, video guidance 3, audio guidance 7, 24 fps, its
   long negative prompt.
+* HunyuanVideo 1.5 ``README.md`` (github.com/Tencent-Hunyuan/HunyuanVideo-1.5): CFG 6,
+  50 steps, flow shift 5 at 480p, 9 / 7 for 720p text / image, 121 frames at 24 fps.
 * LTX-Video ``configs/*.yaml`` and ``ltx_video/inference.py``
   (github.com/Lightricks/LTX-Video): 40 steps at guidance 3, 8 steps at guidance 1 with
   the distilled timesteps for distilled checkpoints, decode timestep 0.05 and noise 0.025,
@@ -139,6 +141,14 @@ LTX2 = Recipe(
 """LTX-2.0's ``PipelineParams`` (40 steps, video CFG 3, audio CFG 7, 24 fps). One pass is
 held to 257 frames as for LTX-Video (the official code sets no limit; it defaults to 121)."""
 
+HUNYUAN15_480P = Recipe(
+    "hunyuanvideo-1.5-480p", steps=50, guidance=6.0, fps=24, max_frames=121, shift=5.0
+)
+HUNYUAN15_720P_T2V = replace(HUNYUAN15_480P, name="hunyuanvideo-1.5-720p-t2v", shift=9.0)
+HUNYUAN15_720P_I2V = replace(HUNYUAN15_480P, name="hunyuanvideo-1.5-720p-i2v", shift=7.0)
+"""HunyuanVideo 1.5's "optimal inference configurations" (README): CFG 6, 50 steps, shift
+5 at 480p, 9 (text) or 7 (image) at 720p; 121 frames at 24 fps; no default negative prompt."""
+
 RECIPES = {
     recipe.name: recipe
     for recipe in (
@@ -153,6 +163,9 @@ RECIPES = {
         LTX_DEV,
         LTX_DISTILLED,
         LTX2,
+        HUNYUAN15_480P,
+        HUNYUAN15_720P_T2V,
+        HUNYUAN15_720P_I2V,
     )
 }
 
