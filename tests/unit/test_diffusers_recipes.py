@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import tiny_pipelines
 from reelforge.engines.base import GenerationRequest, Inputs, JobContext
@@ -426,3 +427,24 @@ def test_text_only_checkpoints_refuse_clips_past_one_pass(engine_for) -> None:
     with pytest.raises(EngineError, match=r"at most 5 s in one pass \(81 frames at 16 fps\)"):
         engine.generate(request(duration_seconds=8), Inputs(), JobContext())
     assert engine.models.loads == 0  # refused before any weights were loaded
+
+
+def test_distilled_ltx_runs_eight_steps_of_its_own_schedule(settings, tmp_path) -> None:
+    directory = tmp_path / "LTX-Video-0.9.7-distilled"
+    tiny_pipelines.BUILDERS["ltx_t2v"]().save_pretrained(directory)
+    entry = DiffusersModel(checkpoint=str(directory))
+    values = {"diffusers_models": {"veo2": entry}, "diffusers_steps": None}
+    engine = DiffusersEngine.from_settings(settings.model_copy(update=values), work_area=WORK_AREA)
+    try:
+        for inputs in (Inputs(), Inputs(image=Image.new("RGB", (96, 64), "orange"))):
+            frames, clip = generate(engine, inputs=inputs)
+            assert clip.facts["recipe"] == "ltx-video-distilled"
+            assert (clip.facts["steps"], clip.facts["guidance_scale"]) == (8, 1.0)
+            assert frames.shape == (24, 48, 64, 3)
+            model = next(iter(engine.models._models.values()))
+            pipe = model.pipelines["image" if inputs.image else "text"]
+            assert type(pipe).__name__ == "LTXConditionPipeline"
+            used = pipe.scheduler.timesteps.tolist()
+            assert used == pytest.approx(list(r.LTX_DISTILLED_TIMESTEPS), abs=0.01)
+    finally:
+        engine.close()

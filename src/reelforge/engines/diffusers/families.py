@@ -127,6 +127,9 @@ class ModelInfo:
         return self.text if kind == "text" else self.image
 
     def pipeline_for(self, kind: InputKind) -> str:
+        if self.family is LTX and self.recipe.timesteps is not None:
+            # The one LTX pipeline that takes a custom schedule, for text and image alike.
+            return "LTXConditionPipeline"
         return self.family.text_pipeline if kind == "text" else self.family.image_pipeline
 
     @property
