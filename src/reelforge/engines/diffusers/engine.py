@@ -1,11 +1,13 @@
 """The ``diffusers`` engine: open-weight text- and image-to-video on a local GPU.
 
 A request is served by the checkpoint configured for its published model
-(``diffusers_models[model]``, else ``diffusers_model_path``): Wan 2.1/2.2 or LTX-Video in
-diffusers format (see :mod:`.families`). Text input runs the family's text-to-video
-pipeline and image input its image-to-video one; a checkpoint that serves both (Wan2.2
-TI2V-5B, LTX-Video) builds the second pipeline over the first one's components, so the
-weights are in memory once.
+(``diffusers_models[model]``, else ``diffusers_model_path``): Wan 2.1/2.2 (VACE included),
+LTX-Video, LTX-2 or HunyuanVideo 1.5 in diffusers format (see :mod:`.families`), sampled
+with its official recipe (:mod:`.recipes`). A clip longer than one pass is made of
+segments, each continuing the last frames of the one before. Text input runs the family's
+text-to-video pipeline and image input its image-to-video one; a checkpoint that serves
+both (Wan2.2 TI2V-5B, LTX-Video) builds the second pipeline over the first one's
+components, so the weights are in memory once.
 
 One job runs at a time per engine (pipelines keep per-call state and a GPU runs one
 video model well, not two): other worker threads wait, reporting "waiting for the GPU",

@@ -12,6 +12,11 @@ transformer's ``config.json``.
   frames a pass, sides multiples of 32 (its VAE compresses 16x); 1280x704.
 * ``ltx``: LTX-Video 0.9.x. 30 fps (the official inference default), ``8k + 1`` frames up
   to 257, sides multiples of 32; 1216x704 (the model card: best under 1280x720).
+* ``wan-vace``: Wan VACE, one checkpoint for text, known first/last frames, reference
+  images and video extension (a conditioning video and mask); Wan's rates and sizes.
+* ``ltx2``: LTX-2, video and audio latents denoised together; 24 fps, LTX's sizes.
+* ``hunyuan1.5``: HunyuanVideo 1.5, one checkpoint per task (``task_type``) and
+  resolution (``target_size``); 24 fps, 121 frames a pass, 848x480 or 1280x720.
 
 Rates, frames a pass, steps, guidance, shift and negative prompt are the checkpoint's
 official recipe (:mod:`.recipes`), chosen here from its configuration.
