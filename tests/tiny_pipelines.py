@@ -543,27 +543,12 @@ CHAT_TEMPLATE = (
 """Enough of a chat template for pipelines that format prompts as chat messages."""
 
 
-def hunyuan15() -> Any:
-    """HunyuanVideo 1.5 text-to-video look-alike (480p: ``target_size`` below 960): a
-    Qwen2.5-VL text model and a ByT5 glyph encoder, guidance through a ``guider``."""
+def _hunyuan_transformer(task: str) -> Any:
     import torch
-    from diffusers import (
-        AutoencoderKLHunyuanVideo15,
-        FlowMatchEulerDiscreteScheduler,
-        HunyuanVideo15Pipeline,
-        HunyuanVideo15Transformer3DModel,
-    )
-    from diffusers.guiders import ClassifierFreeGuidance
-    from transformers import (
-        ByT5Tokenizer,
-        Qwen2_5_VLTextConfig,
-        Qwen2_5_VLTextModel,
-        T5Config,
-        T5EncoderModel,
-    )
+    from diffusers import HunyuanVideo15Transformer3DModel
 
     torch.manual_seed(0)
-    transformer = HunyuanVideo15Transformer3DModel(
+    return HunyuanVideo15Transformer3DModel(
         in_channels=9,
         out_channels=4,
         num_attention_heads=2,
@@ -578,8 +563,53 @@ def hunyuan15() -> Any:
         image_embed_dim=12,
         rope_axes_dim=(2, 2, 4),
         target_size=16,
-        task_type="t2v",
+        task_type=task,
     )
+
+
+def hunyuan15_i2v() -> Any:
+    """HunyuanVideo 1.5 image-to-video look-alike: the text model's parts, an ``i2v``
+    transformer and a SigLIP image encoder (the pipeline picks the size from the image)."""
+    import torch
+    from diffusers import HunyuanVideo15ImageToVideoPipeline
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+    components = dict(hunyuan15().components)
+    components["transformer"] = _hunyuan_transformer("i2v").eval()
+    torch.manual_seed(0)
+    components["image_encoder"] = SiglipVisionModel(
+        SiglipVisionConfig(
+            hidden_size=12,
+            intermediate_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=16,
+            patch_size=8,
+        )
+    ).eval()
+    components["feature_extractor"] = SiglipImageProcessor(size={"height": 16, "width": 16})
+    return HunyuanVideo15ImageToVideoPipeline(**components)
+
+
+def hunyuan15() -> Any:
+    """HunyuanVideo 1.5 text-to-video look-alike (480p: ``target_size`` below 960): a
+    Qwen2.5-VL text model and a ByT5 glyph encoder, guidance through a ``guider``."""
+    import torch
+    from diffusers import (
+        AutoencoderKLHunyuanVideo15,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideo15Pipeline,
+    )
+    from diffusers.guiders import ClassifierFreeGuidance
+    from transformers import (
+        ByT5Tokenizer,
+        Qwen2_5_VLTextConfig,
+        Qwen2_5_VLTextModel,
+        T5Config,
+        T5EncoderModel,
+    )
+
+    transformer = _hunyuan_transformer("t2v")
     torch.manual_seed(0)
     vae = AutoencoderKLHunyuanVideo15(
         in_channels=3,
@@ -605,6 +635,8 @@ def hunyuan15() -> Any:
             num_key_value_heads=2,
             rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
             rope_theta=1000000.0,
+            bos_token_id=None,
+            eos_token_id=None,
         )
     )
     glyph_tokenizer = ByT5Tokenizer()
@@ -633,5 +665,11 @@ def hunyuan15() -> Any:
     )
 
 
-FAMILY_BUILDERS = {"wan_a14b": wan_a14b, "wan_vace": wan_vace, "ltx2": ltx2, "hunyuan15": hunyuan15}
+FAMILY_BUILDERS = {
+    "wan_a14b": wan_a14b,
+    "wan_vace": wan_vace,
+    "ltx2": ltx2,
+    "hunyuan15": hunyuan15,
+    "hunyuan15_i2v": hunyuan15_i2v,
+}
 BUILDERS.update(FAMILY_BUILDERS)

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.unit
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 WORK_AREA = 48 * 32
-NAMES = ("wan_vace", "wan_t2v", "ltx2", "hunyuan15")
+NAMES = ("wan_vace", "wan_t2v", "ltx2", "hunyuan15", "hunyuan15_i2v")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,12 @@ def engine_for(settings, models):
         engine.close()
 
 
-MODELS = ("veo2", "google/veo-3.1-reference-to-video", "google/veo3-1-extend-video")
+MODELS = (
+    "veo2",
+    "google/veo-3.0-i2v",
+    "google/veo-3.1-reference-to-video",
+    "google/veo3-1-extend-video",
+)
 
 
 def request(model: str = "veo2", **overrides) -> GenerationRequest:
@@ -265,3 +270,13 @@ def test_hunyuan15_runs_its_recipe_with_progress_and_cancellation(engine_for) ->
     assert "step" not in vars(pipe.scheduler), "the scheduler is itself again"
     again = np.stack(list(engine.generate(request(), Inputs(), JobContext()).frames))
     assert np.array_equal(frames, again)
+
+
+def test_hunyuan15_image_checkpoint_takes_images_only(engine_for) -> None:
+    engine = engine_for("hunyuan15_i2v")
+    assert engine.capabilities("google/veo-3.0-i2v").inputs == {"image"}
+    frames, clip = generate(engine, request("google/veo-3.0-i2v"), Inputs(image=picture("orange")))
+    assert frames.shape == (24, 48, 64, 3)
+    assert clip.facts["recipe"] == "hunyuanvideo-1.5-480p"
+    with pytest.raises(EngineError, match="needs an input image"):
+        engine.generate(request("google/veo-3.0-i2v"), Inputs(), JobContext())
