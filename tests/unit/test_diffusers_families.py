@@ -280,3 +280,13 @@ def test_hunyuan15_image_checkpoint_takes_images_only(engine_for) -> None:
     assert clip.facts["recipe"] == "hunyuanvideo-1.5-480p"
     with pytest.raises(EngineError, match="needs an input image"):
         engine.generate(request("google/veo-3.0-i2v"), Inputs(), JobContext())
+
+
+def test_ltx2_segments_join_their_soundtracks(engine_for) -> None:
+    engine = engine_for("ltx2", max_frames=9)
+    frames, clip = generate(engine, request(generate_audio=True, duration_seconds=1))
+    # 1 s at 24 fps: 25 native frames (the tiny VAE packs 2), three passes of 9 sharing
+    # their joins; the sounds of the repeated frames are dropped, then fitted to 1 s.
+    assert clip.facts["segments"] == [9, 9, 9]
+    assert frames.shape[0] == 24
+    assert clip.audio is not None and clip.audio.samples.shape == (2, 16000)
