@@ -31,7 +31,18 @@ from typing import Any
 
 from benchmarks.core import ROOT
 
-FAMILIES = ("wan_t2v", "wan_ti2v", "wan_i2v", "wan_flf2v", "ltx_t2v", "ltx_i2v")
+FAMILIES = (
+    "wan_t2v",
+    "wan_ti2v",
+    "wan_i2v",
+    "wan_flf2v",
+    "wan_a14b",
+    "wan_vace",
+    "ltx_t2v",
+    "ltx_i2v",
+    "ltx2",
+    "hunyuan15",
+)
 IMAGE_FAMILIES = frozenset({"wan_i2v", "wan_flf2v", "ltx_i2v"})
 OFFLOADS = ("none", "model", "group", "sequential")
 BACKENDS = (
@@ -182,9 +193,11 @@ def job(probe: Probe, name: str, **overrides: Any) -> dict[str, Any]:
         facts = generate(engine, name)
         row: dict[str, Any] = {"job_seconds": round(time.perf_counter() - started, 3)}
         row["dtype"] = _transformer_dtype(engine)
-        if "cache" in facts:
-            row.update(facts["cache"])
-            row["ok"] = facts["cache"]["hooked_modules"] > 0 and facts["cache"]["skipped_calls"] > 0
+        counted = dict(facts.get("cache") or {})
+        if counted:
+            counted.pop("name", None)  # the row's name is the check's
+            row.update(counted)
+            row["ok"] = counted["hooked_modules"] > 0 and counted["skipped_calls"] > 0
         row["peak_gib"] = _peak_gib(probe.device)
         return row
     finally:

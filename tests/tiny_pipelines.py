@@ -553,7 +553,7 @@ def _hunyuan_transformer(task: str) -> Any:
         out_channels=4,
         num_attention_heads=2,
         attention_head_dim=8,
-        num_layers=1,
+        num_layers=2,  # the block caches need a head and a tail block
         num_refiner_layers=1,
         mlp_ratio=2.0,
         patch_size=1,

@@ -31,8 +31,23 @@ WORK_AREA = 32 * 32
 STEPS = 8
 """Enough steps for every cache to pass its warm-up steps and skip some."""
 IMAGE_FAMILIES = frozenset({"wan_i2v", "wan_flf2v", "ltx_i2v"})
-CACHE_FAMILIES = ("wan_t2v", "wan_ti2v", "wan_i2v", "wan_flf2v", "ltx_t2v", "ltx_i2v")
+CACHE_FAMILIES = (
+    "wan_t2v",
+    "wan_ti2v",
+    "wan_i2v",
+    "wan_flf2v",
+    "wan_a14b",
+    "wan_vace",
+    "ltx_t2v",
+    "ltx_i2v",
+    "ltx2",
+    "hunyuan15",
+)
 """Every family the engine drives (tests/tiny_pipelines.py BUILDERS, audio aside)."""
+THRESHOLDS = {("hunyuan15", "first_block"): 0.5}
+"""The tiny random HunyuanVideo 1.5's first block changes its residual by more than the
+default 10% at every step, so FBCache never skips it there; a looser threshold shows the
+hooks work on that family too (real checkpoints: the GPU probe)."""
 CACHES = ("first_block", "taylorseer", "magcache")
 
 
@@ -92,7 +107,9 @@ def test_every_cache_hooks_modules_and_skips_calls_on_every_family(
     make_engine, caplog, name, cache
 ) -> None:
     caplog.set_level(logging.INFO, logger=loading_module.__name__)
-    _, facts = run(make_engine(name, diffusers_cache=cache), name)
+    threshold = THRESHOLDS.get((name, cache))
+    engine = make_engine(name, diffusers_cache=cache, diffusers_cache_threshold=threshold)
+    _, facts = run(engine, name)
     counted = facts["cache"]
     assert counted["name"] == cache
     assert counted["hooked_modules"] > 0

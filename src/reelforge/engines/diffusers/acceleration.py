@@ -7,7 +7,7 @@ diffusers' own APIs:
   with ``load_lora_weights`` and fused into the weights, with the recipe they were
   distilled for (:data:`DISTILLED_LORA_RECIPE`): 4 steps instead of 40-50, no CFG.
 * **Step caches** (``first_block``, ``taylorseer``, ``magcache``): diffusers' hooks with
-  module patterns that match the Wan and LTX transformers (``blocks.N.attn1``;
+  module patterns that match every family's transformer (Wan's ``blocks.N.attn1``;
   diffusers' TaylorSeer default ``^blocks.*attn`` is a ``fullmatch`` and never matches
   ``attn1``) and thresholds that do skip work. :class:`CacheMeter` counts the modules
   hooked (none is an error at load) and the transformer calls skipped per job.
@@ -60,112 +60,25 @@ TAYLORSEER_PATTERNS = (
     r"[a-z_]*blocks\.\d+\.(?:ffn|ff|[a-z_]+_ff)",
 )
 
+# fmt: off
 WAN_T2V_MAG_RATIOS_INTERLEAVED = (
     # MagCache's calibration of Wan 2.1 T2V 1.3B at 50 steps, conditional and
     # unconditional branch interleaved (Zehong-Ma/MagCache, MagCache4Wan2.1/
     # magcache_generate.py, ``mag_ratios`` of t2v-1.3B; also in SGLang Diffusion's
     # ``T2V_13B_MAG_RATIOS``).
-    1.0,
-    1.0,
-    1.0124,
-    1.02213,
-    1.00166,
-    1.0041,
-    0.99791,
-    1.00061,
-    0.99682,
-    0.99762,
-    0.99634,
-    0.99685,
-    0.99567,
-    0.99586,
-    0.99416,
-    0.99422,
-    0.99578,
-    0.99575,
-    0.9957,
-    0.99563,
-    0.99511,
-    0.99506,
-    0.99535,
-    0.99531,
-    0.99552,
-    0.99549,
-    0.99541,
-    0.99539,
-    0.9954,
-    0.99536,
-    0.99489,
-    0.99485,
-    0.99518,
-    0.99514,
-    0.99484,
-    0.99478,
-    0.99481,
-    0.99479,
-    0.99415,
-    0.99413,
-    0.99419,
-    0.99416,
-    0.99396,
-    0.99393,
-    0.99388,
-    0.99386,
-    0.99349,
-    0.99349,
-    0.99309,
-    0.99304,
-    0.9927,
-    0.9927,
-    0.99228,
-    0.99226,
-    0.99171,
-    0.9917,
-    0.99137,
-    0.99135,
-    0.99068,
-    0.99063,
-    0.99005,
-    0.99003,
-    0.98944,
-    0.98942,
-    0.98849,
-    0.98849,
-    0.98758,
-    0.98757,
-    0.98644,
-    0.98643,
-    0.98504,
-    0.98503,
-    0.9836,
-    0.98359,
-    0.98202,
-    0.98201,
-    0.97977,
-    0.97978,
-    0.97717,
-    0.97718,
-    0.9741,
-    0.97411,
-    0.97003,
-    0.97002,
-    0.96538,
-    0.96541,
-    0.9593,
-    0.95933,
-    0.95086,
-    0.95089,
-    0.94013,
-    0.94019,
-    0.92402,
-    0.92414,
-    0.90241,
-    0.9026,
-    0.86821,
-    0.86868,
-    0.81838,
-    0.81939,
+    1.0, 1.0, 1.0124, 1.02213, 1.00166, 1.0041,
+    0.99791, 1.00061, 0.99682, 0.99762, 0.99634, 0.99685, 0.99567, 0.99586, 0.99416, 0.99422,
+    0.99578, 0.99575, 0.9957, 0.99563, 0.99511, 0.99506, 0.99535, 0.99531, 0.99552, 0.99549,
+    0.99541, 0.99539, 0.9954, 0.99536, 0.99489, 0.99485, 0.99518, 0.99514, 0.99484, 0.99478,
+    0.99481, 0.99479, 0.99415, 0.99413, 0.99419, 0.99416, 0.99396, 0.99393, 0.99388, 0.99386,
+    0.99349, 0.99349, 0.99309, 0.99304, 0.9927, 0.9927, 0.99228, 0.99226, 0.99171, 0.9917,
+    0.99137, 0.99135, 0.99068, 0.99063, 0.99005, 0.99003, 0.98944, 0.98942, 0.98849, 0.98849,
+    0.98758, 0.98757, 0.98644, 0.98643, 0.98504, 0.98503, 0.9836, 0.98359, 0.98202, 0.98201,
+    0.97977, 0.97978, 0.97717, 0.97718, 0.9741, 0.97411, 0.97003, 0.97002, 0.96538, 0.96541,
+    0.9593, 0.95933, 0.95086, 0.95089, 0.94013, 0.94019, 0.92402, 0.92414, 0.90241, 0.9026,
+    0.86821, 0.86868, 0.81838, 0.81939,
 )
+# fmt: on
 MAG_RATIOS_WAN_T2V = WAN_T2V_MAG_RATIOS_INTERLEAVED[0::2]
 """The conditional branch's 50 ratios; diffusers interpolates them to the job's steps.
 Used for every checkpoint without a calibration of its own: the residual magnitudes of
@@ -410,7 +323,12 @@ def enable_group_offload(pipe: Any, device: str) -> None:
         use_stream=True,
         record_stream=True,
         low_cpu_mem_usage=False,
+        exclude_modules=["vae"],
     )
+    # The VAE is small (under 1 GB) and decodes at the largest activations: resident.
+    vae = getattr(pipe, "vae", None)
+    if vae is not None:
+        vae.to(device)
 
 
 # -- host memory -----------------------------------------------------------------------------
@@ -525,6 +443,8 @@ def enable_cache(model: Any, cache: str, threshold: float | None, steps: int) ->
     """
     name = type(model).__name__
     blocks = _blocks(model)
+    if cache in ("first_block", "magcache"):
+        register_blocks()
     if cache in ("first_block", "magcache") and len(blocks) < 2:
         raise ServiceUnavailable(
             f"the {cache} cache needs a transformer of at least 2 blocks (a head and a tail); "
@@ -549,6 +469,48 @@ def enable_cache(model: Any, cache: str, threshold: float | None, steps: int) ->
         "step cache enabled", extra={"cache": cache, "model": name, "hooked_modules": meter.hooked}
     )
     return meter
+
+
+def register_blocks() -> None:
+    """Teach diffusers' block caches the blocks of HunyuanVideo 1.5 and LTX-2.
+
+    FBCache and MagCache skip whole blocks, so they must know what a block returns;
+    diffusers 0.42 registers neither family. HunyuanVideo 1.5's block returns
+    ``(hidden_states, encoder_hidden_states)`` like HunyuanVideo's. LTX-2's returns
+    ``(hidden_states, audio_hidden_states)``: its second stream is the audio, so the
+    caches carry the audio where they would carry text states (a skipped block passes
+    the audio through; FBCache adds the audio's cached residual too).
+    """
+    from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+
+    @dataclass
+    class AudioSecondStream(TransformerBlockMetadata):
+        def _get_parameter_from_args_kwargs(
+            self, identifier: str, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            if identifier == "encoder_hidden_states":
+                identifier = "audio_hidden_states"
+            return super()._get_parameter_from_args_kwargs(identifier, args, kwargs)
+
+    blocks: list[tuple[str, str, type]] = [
+        ("transformer_hunyuan_video15", "HunyuanVideo15TransformerBlock", TransformerBlockMetadata),
+        ("transformer_ltx2", "LTX2VideoTransformerBlock", AudioSecondStream),
+    ]
+    for module_name, class_name, metadata in blocks:
+        try:
+            module = importlib.import_module(f"diffusers.models.transformers.{module_name}")
+        except ImportError:
+            continue
+        block = getattr(module, class_name, None)
+        if block is None:
+            continue
+        try:
+            TransformerBlockRegistry.get(block)
+        except ValueError:
+            TransformerBlockRegistry.register(
+                block,
+                metadata(return_hidden_states_index=0, return_encoder_hidden_states_index=1),
+            )
 
 
 def prepare_cache(model: Any, cache: str, steps: int) -> None:
