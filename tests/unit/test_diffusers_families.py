@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import tiny_pipelines
+from reelforge.engines import EngineRouter
 from reelforge.engines.base import GenerationRequest, Inputs, JobContext, VideoInput
 from reelforge.engines.diffusers import DiffusersEngine
 from reelforge.engines.diffusers.conditioning import last_frames
@@ -290,3 +291,25 @@ def test_ltx2_segments_join_their_soundtracks(engine_for) -> None:
     assert clip.facts["segments"] == [9, 9, 9]
     assert frames.shape[0] == 24
     assert clip.audio is not None and clip.audio.samples.shape == (2, 16000)
+
+
+def test_the_router_lets_vace_take_what_others_cannot(settings, models, tmp_path) -> None:
+    local = settings.model_copy(
+        update={"engine": "diffusers", "diffusers_model_path": str(models["wan_vace"])}
+    )
+    router = EngineRouter(local)
+    try:
+        video = video_input(write_video(tmp_path / "in.mp4", seconds=1, size=(64, 48)))
+        cases = {
+            "google/veo-3.1-reference-to-video": Inputs(references=(picture("red"),)),
+            "google/veo3-1-extend-video": Inputs(video=video),
+            "veo-3.1-lite-generate-001": Inputs(last_frame=picture("navy")),
+            "google/veo-3.1-first-last-image-to-video": Inputs(
+                image=picture("orange"), last_frame=picture("navy")
+            ),
+        }
+        for model, inputs in cases.items():
+            engine = router.for_model(model)
+            router.check(engine, request(model), inputs)  # raises if refused
+    finally:
+        router.close()
