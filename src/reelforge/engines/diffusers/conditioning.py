@@ -64,7 +64,6 @@ def vace_arguments(known: Known, size: Size, frames: int) -> Mapping[str, Any]:
 
     if known.empty:
         return {}
-    width, height = size
     grey = PILImage.new("RGB", size, (UNKNOWN_GREY,) * 3)
     keep = PILImage.new("L", size, 0)
     make = PILImage.new("L", size, 255)
@@ -82,7 +81,6 @@ def vace_arguments(known: Known, size: Size, frames: int) -> Mapping[str, Any]:
         arguments["reference_images"] = [
             image.convert("RGB") for image in known.references[:MAX_REFERENCES]
         ]
-    assert all(image.size == (width, height) for image in video)
     return arguments
 
 
