@@ -319,7 +319,7 @@ WORK_AREA = 48 * 32
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pipelines")
-    names = ("wan_t2v", "wan_ti2v", "wan_a14b", "ltx_t2v")
+    names = ("wan_t2v", "wan_ti2v", "wan_a14b", "ltx_t2v", "wan_i2v")
     return {name: tiny_pipelines.saved(name, root) for name in names}
 
 
@@ -448,3 +448,13 @@ def test_distilled_ltx_runs_eight_steps_of_its_own_schedule(settings, tmp_path) 
             assert used == pytest.approx(list(r.LTX_DISTILLED_TIMESTEPS), abs=0.01)
     finally:
         engine.close()
+
+
+def test_a_configured_resolution_picks_the_480p_recipe(engine_for) -> None:
+    image = Inputs(image=Image.new("RGB", (96, 64), "orange"))
+    # The tiny I2V transformer is narrow like Wan2.1 1.3B: read as 480p from its config.
+    _, clip = generate(engine_for("wan_i2v"), request(model="veo2"), image)
+    assert (clip.facts["recipe"], clip.facts["flow_shift"]) == ("wan2.1-i2v-480p", 3.0)
+    _, clip = generate(engine_for("wan_i2v", resolution="720p"), request(model="veo2"), image)
+    assert (clip.facts["recipe"], clip.facts["flow_shift"]) == ("wan2.1-i2v-720p", 5.0)
+    assert clip.facts["negative_prompt"] == "official default"
