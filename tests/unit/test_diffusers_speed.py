@@ -300,6 +300,21 @@ def test_the_router_starts_the_diffusers_engine_at_worker_start(settings, models
     assert not preview._engines
 
 
+def test_the_start_loads_only_the_engines_of_the_workers_models(settings, models) -> None:
+    routed = settings.model_copy(
+        update={
+            "model_engines": {"veo2": "diffusers"},
+            "diffusers_models": {"veo2": DiffusersModel(checkpoint=str(models["wan_t2v"]))},
+            "diffusers_attention_backend": "sage",
+        }
+    )
+    router = EngineRouter(routed)
+    router.start(["google/veo-3.0-fast"])  # a worker of preview models: diffusers waits
+    assert not router._engines
+    with pytest.raises(ConfigurationError, match="sage"):
+        router.start(["veo2"])
+
+
 def test_fp8_needs_a_cuda_gpu_and_quantizes_only_the_transformers(make_engine) -> None:
     engine = make_engine(load=False, diffusers_quantization="fp8")
     with pytest.raises(ConfigurationError, match="fp8 needs a CUDA GPU"):
