@@ -202,7 +202,7 @@ def _ltx_components() -> dict[str, Any]:
         num_attention_heads=4,
         attention_head_dim=8,
         cross_attention_dim=32,
-        num_layers=1,
+        num_layers=2,  # FBCache and MagCache need a head and a tail block
         caption_channels=TEXT_DIM,
     )
     torch.manual_seed(0)
@@ -321,3 +321,355 @@ def saved(name: str, root: Path) -> Path:
     if not (directory / "model_index.json").is_file():
         BUILDERS[name]().save_pretrained(directory)
     return directory
+
+
+# -- further families (added with the official recipes) -----------------------------------
+
+
+def wan_a14b() -> Any:
+    """Wan 2.2 T2V-A14B look-alike: a high-noise ``transformer`` and a low-noise
+    ``transformer_2``, switched at ``boundary_ratio`` 0.875 (the published value)."""
+    from diffusers import WanPipeline
+
+    tokenizer = make_tokenizer()
+    return WanPipeline(
+        transformer=_wan_transformer(),
+        vae=_wan_vae(),
+        scheduler=_flow_unipc(),
+        text_encoder=make_text_encoder(len(tokenizer), umt5=True),
+        tokenizer=tokenizer,
+        transformer_2=_wan_transformer(),
+        boundary_ratio=0.875,
+    )
+
+
+def wan_vace() -> Any:
+    """Wan 2.1 VACE look-alike: one checkpoint for text, first/last frames, reference
+    images and video extension (``vace_in_channels``: 16 latent x 2 + 8 x 8 mask)."""
+    import torch
+    from diffusers import WanVACEPipeline, WanVACETransformer3DModel
+
+    tokenizer = make_tokenizer()
+    torch.manual_seed(0)
+    transformer = WanVACETransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        vace_layers=[0],
+        vace_in_channels=96,
+    )
+    return WanVACEPipeline(
+        tokenizer=tokenizer,
+        text_encoder=make_text_encoder(len(tokenizer), umt5=True),
+        vae=_wan_vae(),
+        scheduler=_flow_unipc(),
+        transformer=transformer,
+    )
+
+
+def _tiny_gemma3(vocab_size: int) -> Any:
+    """A Gemma 3 text and vision model of a few kilobytes (LTX-2's text encoder)."""
+    import torch
+    from transformers import (
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3TextConfig,
+        SiglipVisionConfig,
+    )
+
+    text = Gemma3TextConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=128,
+        sliding_window=16,
+        pad_token_id=0,
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=16,
+        patch_size=8,
+    )
+    torch.manual_seed(0)
+    config = Gemma3Config(
+        text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4
+    )
+    return Gemma3ForConditionalGeneration(config).eval()
+
+
+def ltx2() -> Any:
+    """LTX-2 look-alike: video and audio latents denoised together by one transformer,
+    decoded by a video VAE and an audio VAE plus vocoder (stereo; the sizes of diffusers'
+    own LTX-2 test components, with a Gemma 3 built here instead of downloaded)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLLTX2Audio,
+        AutoencoderKLLTX2Video,
+        FlowMatchEulerDiscreteScheduler,
+        LTX2Pipeline,
+        LTX2VideoTransformer3DModel,
+    )
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+
+    tokenizer = make_tokenizer()
+    tokenizer.padding_side = "left"
+    text_encoder = _tiny_gemma3(len(tokenizer))
+    hidden = text_encoder.config.text_config.hidden_size
+    torch.manual_seed(0)
+    transformer = LTX2VideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        cross_attention_dim=16,
+        audio_in_channels=4,
+        audio_out_channels=4,
+        audio_num_attention_heads=2,
+        audio_attention_head_dim=4,
+        audio_cross_attention_dim=8,
+        num_layers=2,
+        qk_norm="rms_norm_across_heads",
+        caption_channels=hidden,
+        rope_double_precision=False,
+        rope_type="split",
+    )
+    torch.manual_seed(0)
+    connectors = LTX2TextConnectors(
+        caption_channels=hidden,
+        text_proj_in_factor=text_encoder.config.text_config.num_hidden_layers + 1,
+        video_connector_num_attention_heads=4,
+        video_connector_attention_head_dim=8,
+        video_connector_num_layers=1,
+        video_connector_num_learnable_registers=None,
+        audio_connector_num_attention_heads=4,
+        audio_connector_attention_head_dim=8,
+        audio_connector_num_layers=1,
+        audio_connector_num_learnable_registers=None,
+        connector_rope_base_seq_len=32,
+        rope_theta=10000.0,
+        rope_double_precision=False,
+        causal_temporal_positioning=False,
+        rope_type="split",
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTX2Video(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8,),
+        decoder_block_out_channels=(8,),
+        layers_per_block=(1,),
+        decoder_layers_per_block=(1, 1),
+        spatio_temporal_scaling=(True,),
+        decoder_spatio_temporal_scaling=(True,),
+        decoder_inject_noise=(False, False),
+        downsample_type=("spatial",),
+        upsample_residual=(False,),
+        upsample_factor=(1,),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    vae.use_framewise_encoding = False
+    vae.use_framewise_decoding = False
+    torch.manual_seed(0)
+    audio_vae = AutoencoderKLLTX2Audio(
+        base_channels=4,
+        output_channels=2,
+        ch_mult=(1,),
+        num_res_blocks=1,
+        attn_resolutions=None,
+        in_channels=2,
+        resolution=32,
+        latent_channels=2,
+        norm_type="pixel",
+        causality_axis="height",
+        dropout=0.0,
+        mid_block_add_attention=False,
+        sample_rate=16000,
+        mel_hop_length=160,
+        is_causal=True,
+        mel_bins=8,
+    )
+    torch.manual_seed(0)
+    vocoder = LTX2Vocoder(
+        in_channels=2 * 8,
+        hidden_channels=32,
+        out_channels=2,
+        upsample_kernel_sizes=[4, 4],
+        upsample_factors=[2, 2],
+        resnet_kernel_sizes=[3],
+        resnet_dilations=[[1, 3, 5]],
+        leaky_relu_negative_slope=0.1,
+        output_sampling_rate=16000,
+    )
+    return LTX2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        audio_vae=audio_vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        connectors=connectors,
+        transformer=transformer,
+        vocoder=vocoder,
+    )
+
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['content'] if message['content'] is string "
+    "else message['content'][0]['text'] }} {% endfor %}"
+)
+"""Enough of a chat template for pipelines that format prompts as chat messages."""
+
+
+def _hunyuan_transformer(task: str) -> Any:
+    import torch
+    from diffusers import HunyuanVideo15Transformer3DModel
+
+    torch.manual_seed(0)
+    return HunyuanVideo15Transformer3DModel(
+        in_channels=9,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=2,  # the block caches need a head and a tail block
+        num_refiner_layers=1,
+        mlp_ratio=2.0,
+        patch_size=1,
+        patch_size_t=1,
+        text_embed_dim=16,
+        text_embed_2_dim=32,
+        image_embed_dim=12,
+        rope_axes_dim=(2, 2, 4),
+        target_size=16,
+        task_type=task,
+    )
+
+
+def hunyuan15_i2v() -> Any:
+    """HunyuanVideo 1.5 image-to-video look-alike: the text model's parts, an ``i2v``
+    transformer and a SigLIP image encoder (the pipeline picks the size from the image)."""
+    import torch
+    from diffusers import HunyuanVideo15ImageToVideoPipeline
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+    components = dict(hunyuan15().components)
+    components["transformer"] = _hunyuan_transformer("i2v").eval()
+    torch.manual_seed(0)
+    components["image_encoder"] = SiglipVisionModel(
+        SiglipVisionConfig(
+            hidden_size=12,
+            intermediate_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=16,
+            patch_size=8,
+        )
+    ).eval()
+    components["feature_extractor"] = SiglipImageProcessor(size={"height": 16, "width": 16})
+    return HunyuanVideo15ImageToVideoPipeline(**components)
+
+
+def hunyuan15() -> Any:
+    """HunyuanVideo 1.5 text-to-video look-alike (480p: ``target_size`` below 960): a
+    Qwen2.5-VL text model and a ByT5 glyph encoder, guidance through a ``guider``."""
+    import torch
+    from diffusers import (
+        AutoencoderKLHunyuanVideo15,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideo15Pipeline,
+    )
+    from diffusers.guiders import ClassifierFreeGuidance
+    from transformers import (
+        ByT5Tokenizer,
+        Qwen2_5_VLTextConfig,
+        Qwen2_5_VLTextModel,
+        T5Config,
+        T5EncoderModel,
+    )
+
+    transformer = _hunyuan_transformer("t2v")
+    torch.manual_seed(0)
+    vae = AutoencoderKLHunyuanVideo15(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(16, 16),
+        layers_per_block=1,
+        spatial_compression_ratio=4,
+        temporal_compression_ratio=2,
+        downsample_match_channel=False,
+        upsample_match_channel=False,
+    )
+    tokenizer = make_tokenizer(max_length=2048)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    text_encoder = Qwen2_5_VLTextModel(
+        Qwen2_5_VLTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            rope_theta=1000000.0,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
+    )
+    glyph_tokenizer = ByT5Tokenizer()
+    torch.manual_seed(0)
+    glyph_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(glyph_tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,
+        )
+    )
+    return HunyuanVideo15Pipeline(
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder_2=glyph_encoder.eval(),
+        tokenizer_2=glyph_tokenizer,
+        guider=ClassifierFreeGuidance(guidance_scale=1.0),
+    )
+
+
+FAMILY_BUILDERS = {
+    "wan_a14b": wan_a14b,
+    "wan_vace": wan_vace,
+    "ltx2": ltx2,
+    "hunyuan15": hunyuan15,
+    "hunyuan15_i2v": hunyuan15_i2v,
+}
+BUILDERS.update(FAMILY_BUILDERS)

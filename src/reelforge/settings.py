@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -88,6 +88,57 @@ class EngineInstance(BaseModel):
     """Jobs it runs at once across all workers (a GPU server's slots); none: no cap."""
     poll_seconds: float = Field(default=5.0, gt=0.0, le=300.0)
     timeout_seconds: float = Field(default=1800.0, gt=0.0)
+
+
+class DiffusersModel(BaseModel):
+    """One published model's checkpoint for the diffusers engine and its overrides.
+
+    Unset fields follow the checkpoint's official recipe (``engines/diffusers/recipes.py``),
+    then the global ``diffusers_*`` settings; a set field wins over both. Unknown keys are
+    refused so that a typo does not silently run the default recipe.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: str
+    """Local directory or Hugging Face repo id of the diffusers pipeline."""
+    steps: int | None = Field(default=None, ge=1, le=200)
+    """Denoising steps."""
+    guidance: float | None = Field(default=None, ge=0.0, le=30.0)
+    """Classifier-free guidance (of the high-noise transformer for Wan 2.2 A14B)."""
+    guidance_2: float | None = Field(default=None, ge=0.0, le=30.0)
+    """Guidance of Wan 2.2 A14B's low-noise transformer."""
+    shift: float | None = Field(default=None, gt=0.0, le=50.0)
+    """Flow-matching shift of the scheduler's sigmas (``flow_shift``/``shift``)."""
+    fps: int | None = Field(default=None, ge=1, le=120)
+    """Frame rate to generate at (the checkpoint's native rate by default)."""
+    negative_prompt: str | None = Field(default=None, max_length=4000)
+    """Used when a request has none; ``""`` turns the official default off."""
+    resolution: Literal["480p", "720p"] | None = None
+    """Trained resolution of a Wan checkpoint whose configuration cannot tell."""
+    max_frames: int | None = Field(default=None, ge=1, le=1025)
+    """Most frames of one pass; longer clips are made as segments (default: trained length)."""
+    distilled: bool | None = None
+    """A step-distilled LTX checkpoint (8 steps, guidance 1); default: "distilled" in its name."""
+    lora: str | None = None
+    """Local ``.safetensors`` (or its directory) of a step-distilled LoRA (LightX2V,
+    Lightning) for ``transformer``; fused at load, sampled with its recipe (4 steps, no CFG,
+    shift 5) unless steps, guidance or shift are set here."""
+    lora_2: str | None = None
+    """The low-noise LoRA of a Wan 2.2 A14B pair, for ``transformer_2``."""
+    lora_scale: float = Field(default=1.0, gt=0.0, le=4.0)
+    """Strength the LoRAs are fused at."""
+    cache: Literal["none", "first_block", "taylorseer", "magcache"] | None = None
+    """Step cache of this model (default: ``diffusers_cache``)."""
+
+    @classmethod
+    def of(cls, value: object) -> DiffusersModel:
+        """A configured entry: a checkpoint alone (``"veo2=/models/x"``) or a table."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            return cls(checkpoint=value)
+        return cls.model_validate(value)
 
 
 class Settings(BaseSettings):
@@ -194,8 +245,10 @@ class Settings(BaseSettings):
     # -- diffusers engine ----------------------------------------------------------------
     diffusers_model_path: str | None = None
     """Local directory or Hugging Face repo id of the pipeline serving all models."""
-    diffusers_models: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    """Per-model pipelines, e.g. ``veo2=/models/Wan2.1-T2V-1.3B-Diffusers``."""
+    diffusers_models: Annotated[dict[str, DiffusersModel], NoDecode] = Field(default_factory=dict)
+    """Per-model pipelines, e.g. ``veo2=/models/Wan2.1-T2V-1.3B-Diffusers``, or per-model
+    tables with overrides (:class:`DiffusersModel`): JSON in the variable, or
+    ``[diffusers_models."veo2"]`` with ``checkpoint = ...``, ``steps = ...`` in TOML."""
     diffusers_allow_download: bool = False
     """Fetch missing weights from the Hugging Face Hub at run time (off: local files only)."""
     diffusers_device: str | None = None
@@ -204,14 +257,27 @@ class Settings(BaseSettings):
     diffusers_steps: int | None = Field(default=None, ge=1, le=200)
     """Denoising steps; default: the family's recommendation."""
     diffusers_guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
-    diffusers_cpu_offload: Literal["none", "model", "sequential"] = "none"
-    """Offload weights to the CPU to fit small GPUs (``sequential`` fits least memory, slowest)."""
+    diffusers_cpu_offload: Literal["none", "model", "group", "sequential"] = "none"
+    """Offload weights to the CPU to fit small GPUs: ``model`` per component, ``group``
+    streams blocks on a CUDA stream (overlapped with compute), ``sequential`` fits least
+    memory, slowest."""
     diffusers_vae_tiling: bool = False
     """Decode the video in tiles: less GPU memory at high resolutions, a little slower."""
     diffusers_attention_backend: str | None = None
     """diffusers attention backend, e.g. ``flash`` or ``sage`` (needs the package)."""
-    diffusers_cache: Literal["none", "first_block", "taylorseer"] = "none"
+    diffusers_cache: Literal["none", "first_block", "taylorseer", "magcache"] = "none"
     """Reuse computation between denoising steps: faster, slightly different output."""
+    diffusers_cache_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    """``first_block``/``magcache`` threshold (default 0.1 / 0.06); larger skips more."""
+    diffusers_compile: bool = False
+    """``torch.compile`` of the repeated transformer blocks (regional): faster steps after
+    a compilation per shape, paid by the warm-up at worker start."""
+    diffusers_warmup: bool = False
+    """Load every configured checkpoint and run one short generation at worker start, so
+    the first job pays neither loading nor compilation (on by default with compile)."""
+    diffusers_quantization: Literal["none", "fp8"] = "none"
+    """``fp8``: FP8 weights and activations of the transformers through torchao (needs an
+    FP8 GPU: Ada, Hopper or newer); half the memory of bf16, faster matmuls."""
     diffusers_audio_model_path: str | None = None
     """A text-to-audio pipeline (e.g. Stable Audio Open) for ``generate_audio``."""
 
@@ -365,12 +431,18 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator(
-        "model_engines", "diffusers_models", "google_models", "openai_models", mode="before"
-    )
+    @field_validator("model_engines", "google_models", "openai_models", mode="before")
     @classmethod
     def _pairs(cls, value: object) -> object:
         return _split_pairs(value)
+
+    @field_validator("diffusers_models", mode="before")
+    @classmethod
+    def _diffusers_models(cls, value: object) -> object:
+        pairs = _split_pairs(value)
+        if isinstance(pairs, dict):
+            return {model: DiffusersModel.of(entry) for model, entry in pairs.items()}
+        return pairs
 
     @field_validator("prices", mode="before")
     @classmethod

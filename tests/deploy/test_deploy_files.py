@@ -197,6 +197,21 @@ def test_gpu_workers_land_on_gpu_nodes() -> None:
     assert "replicas" not in worker["spec"], "KEDA owns the replica count"
 
 
+def test_gpu_worker_memory_limit_fits_its_checkpoint_and_offload_mode() -> None:
+    from reelforge.engines.diffusers.acceleration import CHECKPOINT_WEIGHTS_GIB, host_memory_gib
+
+    worker = manifest("Deployment", "reelforge-worker-gpu")
+    env = container_env(worker)
+    checkpoint = Path(env["REELFORGE_DIFFUSERS_MODEL_PATH"]).name
+    offload = env["REELFORGE_DIFFUSERS_CPU_OFFLOAD"]
+    limit = container(worker)["resources"]["limits"]["memory"]
+    assert limit.endswith("Gi")
+    needed = host_memory_gib(CHECKPOINT_WEIGHTS_GIB[checkpoint], offload)
+    assert float(limit.removesuffix("Gi")) >= needed, f"{checkpoint} with {offload}: {needed} GiB"
+    # A14B with group offload needs what the manifest's comment says.
+    assert host_memory_gib(CHECKPOINT_WEIGHTS_GIB["Wan2.2-T2V-A14B-Diffusers"], "group") <= 96
+
+
 def test_migration_job_runs_db_upgrade() -> None:
     job = manifest("Job", "reelforge-db-upgrade")
     (main,) = job["spec"]["template"]["spec"]["containers"]

@@ -122,7 +122,8 @@ def test_frames_have_the_published_count_and_size(make_engine, name, with_image,
     assert all(frame.shape == (48, 64, 3) and frame.dtype == np.uint8 for frame in frames)
     assert clip.facts["family"] == family
     assert clip.facts["diffusers_model"] == name
-    native_fps = 16 if family == "wan" else 24
+    # The official rates: Wan 2.1/2.2 16, TI2V-5B 24, LTX-Video 30 (test_diffusers_recipes).
+    native_fps = {"wan": 16, "wan-ti2v": 24, "ltx": 30}[family]
     assert clip.facts["native_fps"] == native_fps
     assert clip.facts["native_frames"] == native_frames(1, native_fps, 4, 257)
     assert clip.facts["steps"] == 2 and clip.facts["time_resampling"] == "blend"
@@ -274,11 +275,11 @@ REAL_CHECKPOINTS = {
     ("label", "family", "text", "image", "last_frame", "sizes", "steps"),
     [
         ("Wan2.1-T2V-1.3B-Diffusers", "wan", True, False, False, WAN_480P_SIZES, 50),
-        ("Wan2.1-I2V-14B-720P-Diffusers", "wan", False, True, False, WAN_720P_SIZES, 50),
+        ("Wan2.1-I2V-14B-720P-Diffusers", "wan", False, True, False, WAN_720P_SIZES, 40),
         ("Wan2.1-FLF2V-14B-720P-diffusers", "wan", False, True, True, WAN_720P_SIZES, 50),
         ("Wan2.2-T2V-A14B-Diffusers", "wan", True, False, False, WAN_720P_SIZES, 40),
         ("Wan2.2-TI2V-5B-Diffusers", "wan-ti2v", True, True, False, WAN_TI2V_SIZES, 50),
-        ("LTX-Video", "ltx", True, True, False, LTX_SIZES, 50),
+        ("LTX-Video", "ltx", True, True, False, LTX_SIZES, 40),
     ],
 )
 def test_published_checkpoints_are_recognised_from_their_configs(
@@ -296,8 +297,8 @@ def test_published_checkpoints_are_recognised_from_their_configs(
 
 
 def test_unsupported_pipelines_are_refused_by_name() -> None:
-    with pytest.raises(ServiceUnavailable, match="WanVACEPipeline"):
-        detect("x", "x", {"_class_name": "WanVACEPipeline"}, {})
+    with pytest.raises(ServiceUnavailable, match="CogVideoXPipeline"):
+        detect("x", "x", {"_class_name": "CogVideoXPipeline"}, {})
 
 
 @pytest.mark.parametrize(
@@ -408,10 +409,9 @@ def test_per_model_checkpoints_route_each_model(make_engine, models) -> None:
     [
         ("wan_t2v", {"diffusers_cache": "taylorseer"}, None),
         ("wan_t2v", {"diffusers_cache": "first_block", "diffusers_vae_tiling": True}, None),
-        ("ltx_t2v", {"diffusers_cache": "first_block"}, "first_block cache unavailable"),
+        ("ltx_t2v", {"diffusers_cache": "first_block"}, None),
         ("wan_t2v", {"diffusers_attention_backend": "native"}, None),
-        ("wan_t2v", {"diffusers_attention_backend": "warp-drive"}, "attention backend"),
-        ("wan_t2v", {"diffusers_attention_backend": "flash_hub"}, "downloads are off"),
+        # Backends that cannot run stop the worker at start: test_diffusers_speed.py.
         ("wan_t2v", {"diffusers_cpu_offload": "model"}, "ignored: the device is the CPU"),
     ],
 )

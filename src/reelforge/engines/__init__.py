@@ -115,6 +115,8 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
     "google": EngineFactory(_google, _check_google),
 }
 """Built-in engines by configuration name; heavy engines import their libraries lazily."""
+STARTED_ENGINES = frozenset({"diffusers"})
+"""Engines a worker loads when it starts (``EngineRouter.start``); others on first use."""
 
 
 def _import_factory(name: str) -> EngineFactory:
@@ -307,6 +309,19 @@ class EngineRouter:
             )
             self._routed[model] = routed
         return routed
+
+    def start(self, models: Iterable[str] = ()) -> None:
+        """At worker start, load the engines in ``STARTED_ENGINES`` serving ``models`` (all
+        when empty): their checks (an attention backend that cannot run) and warm-up stop
+        the worker with the reason instead of failing its first job."""
+        from reelforge.catalog import MODELS
+
+        started: set[str] = set()
+        for model in models or MODELS:
+            name = self.engine_name(model)
+            if name in STARTED_ENGINES and name not in started:
+                self.for_model(model)
+                started.add(name)
 
     def check(self, engine: Engine, request: GenerationRequest, inputs: Inputs) -> None:
         """Refuse inputs ``engine`` cannot take, before it starts (``EngineError``)."""

@@ -204,6 +204,7 @@ def run_worker_process(
 
     configure_logging(settings.log_level, settings.log_format)
     engines = EngineRouter(settings)  # configuration mistakes stop us before anything else
+    engines.start(settings.worker_models)  # and speed options that cannot run here
     storage = open_storage(settings)
     # A supervised child finds the schema migrated by its parent; never race it.
     database = open_database(settings, auto_migrate=False if supervised else None)

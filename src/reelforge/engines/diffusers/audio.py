@@ -1,10 +1,12 @@
-"""Optional soundtracks from a text-to-audio pipeline (Stable Audio Open).
+"""Fallback soundtracks from a text-to-audio pipeline (Stable Audio Open).
 
-Video checkpoints are silent, so ``generate_audio`` is served by a second, independent
-model when ``diffusers_audio_model_path`` names one: it hears the (enhanced) prompt and
-renders exactly the clip's duration. The pipeline loads on first use and stays resident
-next to the video pipelines (about 2.5 GB in half precision for Stable Audio Open 1.0);
-the offload and dtype settings apply to it as to them.
+LTX-2 checkpoints make the soundtrack with the picture (the engine uses theirs). Other
+video checkpoints are silent, so for them ``generate_audio`` is served by a second,
+independent model when ``diffusers_audio_model_path`` names one: it hears only the
+(enhanced) prompt, not the picture, and renders exactly the clip's duration. The
+pipeline loads on first use and stays resident next to the video pipelines (about
+2.5 GB in half precision for Stable Audio Open 1.0); the offload and dtype settings apply
+to it as to them.
 
 Stable Audio Open 1.0's published scheduler (``CosineDPMSolverMultistepScheduler``)
 needs the ``torchsde`` package; without it the model cannot load and the job says so.

@@ -21,14 +21,13 @@ The settings trade memory, speed and fidelity:
 * ``diffusers_attention_backend``: a diffusers attention kernel (``flash``, ``sage``...):
   faster attention when its package is installed; ``sage`` quantizes and may change the
   output slightly. Backends named ``*_hub`` fetch kernels, so they need downloads allowed.
-* ``diffusers_cache``: reuses transformer work between denoising steps. ``first_block``
-  skips the remaining blocks when the first block's output barely changed (FBCache,
-  threshold 0.05); ``taylorseer`` predicts features from earlier steps by a Taylor
-  expansion and recomputes every few steps. Both cut denoising time by roughly 1.5-2x and
-  change details of the output.
+* ``diffusers_cache``, ``diffusers_compile``, ``diffusers_quantization``, the ``group``
+  offload and per-model LoRAs: see :mod:`.acceleration`. Each is checked at worker start
+  and shown to take effect at load (a cache that hooks nothing is an error).
 
-An option that the installed diffusers or the checkpoint does not support is logged as a
-warning and skipped: a slower job beats a failed one.
+VAE tiling that a VAE cannot do is logged as a warning and skipped; every speed option
+that cannot apply fails the load with the reason: an operator who asked for a speed-up
+must not get a silently slow worker.
 """
 
 from __future__ import annotations
@@ -45,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reelforge.engines.diffusers import acceleration
+from reelforge.engines.diffusers.acceleration import CacheMeter, ModelSpeed
 from reelforge.engines.diffusers.families import InputKind, ModelInfo, detect
 from reelforge.errors import ServiceUnavailable
 from reelforge.settings import Settings
@@ -55,8 +56,6 @@ REQUIRED_MODULES = ("torch", "diffusers", "transformers", "accelerate", "ftfy")
 """What ``reelforge[diffusers]`` brings; ``ftfy`` because Wan pipelines call it unchecked."""
 INSTALL_HINT = "pip install 'reelforge[diffusers]'"
 ALLOW_DOWNLOAD_HINT = "set REELFORGE_DIFFUSERS_ALLOW_DOWNLOAD=true to fetch it from the Hub"
-FIRST_BLOCK_CACHE_THRESHOLD = 0.05
-"""FBCache's default: larger skips more steps and loses more detail."""
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -90,6 +89,9 @@ class LoadOptions:
     vae_tiling: bool = False
     attention_backend: str | None = None
     cache: str = "none"
+    cache_threshold: float | None = None
+    compile: bool = False
+    quantization: str = "none"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoadOptions:
@@ -101,6 +103,9 @@ class LoadOptions:
             vae_tiling=settings.diffusers_vae_tiling,
             attention_backend=settings.diffusers_attention_backend,
             cache=settings.diffusers_cache,
+            cache_threshold=settings.diffusers_cache_threshold,
+            compile=settings.diffusers_compile,
+            quantization=settings.diffusers_quantization,
         )
 
     def resolved_device(self) -> str:
@@ -186,6 +191,9 @@ class LoadedModel:
     pipelines: dict[InputKind, Any] = field(default_factory=dict)
     offloaded_by: InputKind | None = None
     """Which pipeline owns the model-offload hooks on the shared components."""
+    meters: list[CacheMeter] = field(default_factory=list)
+    """One per transformer when a step cache is on: what it hooked and skipped."""
+    cache: str = "none"
 
 
 class ModelStore:
@@ -197,7 +205,7 @@ class ModelStore:
     def __init__(self, options: LoadOptions) -> None:
         self.options = options
         self.loads = 0
-        self._models: dict[str, LoadedModel] = {}
+        self._models: dict[tuple[str, ModelSpeed], LoadedModel] = {}
         self._infos: dict[str, ModelInfo] = {}
         self._lock = threading.RLock()
 
@@ -211,13 +219,19 @@ class ModelStore:
                 self._infos[source] = info
             return info
 
-    def pipeline(self, source: str, kind: InputKind) -> tuple[LoadedModel, Any]:
-        """The pipeline serving ``kind`` input from ``source``, loading on first use."""
+    def pipeline(
+        self, source: str, kind: InputKind, speed: ModelSpeed | None = None
+    ) -> tuple[LoadedModel, Any]:
+        """The pipeline serving ``kind`` input from ``source``, loading on first use.
+
+        ``speed``: the model's LoRAs and cache; checkpoints are kept per ``(source, speed)``.
+        """
+        speed = speed or ModelSpeed()
         with self._lock:
-            model = self._models.get(source)
+            model = self._models.get((source, speed))
             if model is None:
-                model = self._load(self.inspect(source))
-                self._models[source] = model
+                model = self._load(self.inspect(source), speed)
+                self._models[(source, speed)] = model
             pipe = model.pipelines.get(kind)
             if pipe is None:
                 base = next(iter(model.pipelines.values()))
@@ -243,7 +257,7 @@ class ModelStore:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
-    def _load(self, info: ModelInfo) -> LoadedModel:
+    def _load(self, info: ModelInfo, speed: ModelSpeed) -> LoadedModel:
         import torch
 
         options = self.options
@@ -263,11 +277,18 @@ class ModelStore:
             "loading diffusers pipeline",
             extra={"model": info.label, "pipeline": pipeline_class.__name__, "device": device},
         )
+        extra: dict[str, Any] = {}
+        if options.quantization != "none":
+            transformers = ["transformer", "transformer_2"] if info.two_stage else ["transformer"]
+            extra["quantization_config"] = acceleration.quantization_config(
+                options.quantization, transformers
+            )
         try:
             pipe = pipeline_class.from_pretrained(
                 info.source,
                 local_files_only=not options.allow_download,
                 **dtype_argument(torch_dtype),
+                **extra,
             )
         except (OSError, ValueError) as error:
             raise ServiceUnavailable(
@@ -277,8 +298,18 @@ class ModelStore:
         self.loads += 1
         pipe.set_progress_bar_config(disable=True)
         model = LoadedModel(info=info, device=device, pipelines={loaded_kind: pipe})
-        configure_models(pipe, options)
+        acceleration.load_loras(
+            pipe,
+            speed.lora,
+            speed.lora_2,
+            speed.lora_scale,
+            fuse=options.quantization == "none",
+        )
+        model.cache = speed.cache or options.cache
+        model.meters = configure_models(pipe, options, model.cache, info.default_steps)
         self._place(pipe, model, loaded_kind, on_cpu)
+        if options.compile:
+            acceleration.compile_blocks(_transformers(pipe))
         return model
 
     def _place(self, pipe: Any, model: LoadedModel, kind: InputKind, on_cpu: bool) -> None:
@@ -294,54 +325,53 @@ class ModelStore:
             if offload == "sequential":
                 pipe.enable_sequential_cpu_offload(device=model.device)
                 return
+            if offload == "group":
+                acceleration.enable_group_offload(pipe, model.device)
+                return
         except (ImportError, RuntimeError, ValueError) as error:
             log.warning("CPU offload unavailable (%s); keeping the models on the device", error)
         pipe.to(model.device)
 
 
-def configure_models(pipe: Any, options: LoadOptions) -> None:
-    """VAE tiling, attention backend and step caching; each optional, each may be skipped."""
+def configure_models(
+    pipe: Any, options: LoadOptions, cache: str | None = None, steps: int = 50
+) -> list[CacheMeter]:
+    """VAE tiling, attention backend and step caching; the caches' meters.
+
+    Tiling a VAE cannot do is skipped with a warning; a backend or cache that cannot
+    apply raises :class:`ServiceUnavailable` (the checks at worker start catch most).
+    """
     if options.vae_tiling:
         vae = getattr(pipe, "vae", None)
         if vae is not None and hasattr(vae, "enable_tiling"):
             vae.enable_tiling()
         else:
             log.warning("diffusers_vae_tiling ignored: this VAE cannot decode in tiles")
-    transformers = [
+    transformers = _transformers(pipe)
+    backend = options.attention_backend
+    if backend:
+        for model in transformers:
+            try:
+                model.set_attention_backend(backend)
+            except (ValueError, RuntimeError, ImportError) as error:
+                raise ServiceUnavailable(
+                    f"the attention backend {backend} cannot be used: {_first_line(error)}"
+                ) from None
+    cache = cache or options.cache
+    if cache == "none":
+        return []
+    return [
+        acceleration.enable_cache(model, cache, options.cache_threshold, steps)
+        for model in transformers
+    ]
+
+
+def _transformers(pipe: Any) -> list[Any]:
+    return [
         model
         for name in ("transformer", "transformer_2")
         if (model := getattr(pipe, name, None)) is not None
     ]
-    backend = options.attention_backend
-    if backend:
-        if backend.endswith("_hub") and not options.allow_download:
-            log.warning("attention backend %s fetches kernels; downloads are off", backend)
-        else:
-            for model in transformers:
-                _try(f"attention backend {backend}", model.set_attention_backend, backend)
-    if options.cache != "none":
-        for model in transformers:
-            _try(f"{options.cache} cache", _enable_cache, model, options.cache)
-
-
-def _enable_cache(model: Any, cache: str) -> None:
-    from diffusers.hooks import FirstBlockCacheConfig, TaylorSeerCacheConfig
-
-    if not hasattr(model, "enable_cache"):
-        raise ValueError(f"{type(model).__name__} has no step caching")
-    if cache == "first_block":
-        model.enable_cache(FirstBlockCacheConfig(threshold=FIRST_BLOCK_CACHE_THRESHOLD))
-    elif cache == "taylorseer":
-        model.enable_cache(TaylorSeerCacheConfig())
-    else:
-        raise ValueError(f"unknown cache {cache!r}")
-
-
-def _try(what: str, action: Any, *args: Any) -> None:
-    try:
-        action(*args)
-    except Exception as error:
-        log.warning("%s unavailable, continuing without it: %s", what, _first_line(error))
 
 
 def derive(pipe: Any, pipeline_class: type) -> Any:
@@ -392,3 +422,35 @@ def _pipeline_class(name: str) -> type:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def start_meters(model: LoadedModel, steps: int) -> None:
+    """Before a job: zero the cache meters; MagCache lays its ratios out for ``steps``."""
+    for meter in model.meters:
+        meter.reset()
+    if model.cache != "none":
+        for pipe in list(model.pipelines.values())[:1]:
+            for transformer in _transformers(pipe):
+                acceleration.prepare_cache(transformer, model.cache, steps)
+
+
+def report_meters(model: LoadedModel, facts: dict[str, object], job_id: str = "") -> None:
+    """After a job: what the step cache hooked and skipped, in the log and the job's facts."""
+    if not model.meters:
+        return
+    hooked = sum(meter.hooked for meter in model.meters)
+    evaluations = sum(meter.evaluations for meter in model.meters)
+    skipped = sum(meter.skipped for meter in model.meters)
+    facts["cache"] = {
+        "name": model.cache,
+        "hooked_modules": hooked,
+        "transformer_calls": evaluations,
+        "skipped_calls": skipped,
+    }
+    log.info(
+        "step cache: %d of %d transformer calls skipped (%d modules hooked)",
+        skipped,
+        evaluations,
+        hooked,
+        extra={"job_id": job_id, "cache": model.cache},
+    )
