@@ -271,6 +271,13 @@ class Settings(BaseSettings):
 
     webhook_timeout_seconds: float = Field(default=10.0, gt=0.0, le=60.0)
     """How long a webhook receiver has to answer."""
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    """Deliveries one worker process sends at once."""
+    webhook_endpoint_concurrency: int = Field(default=2, ge=1, le=64)
+    """Deliveries sent at once to one receiver URL: a slow receiver holds at most this
+    many senders, never another receiver's turn."""
+    webhook_key_concurrency: int = Field(default=4, ge=1, le=256)
+    """Deliveries sent at once for one key (whatever its URLs)."""
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
     )
