@@ -259,6 +259,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Rate-limit counters shared by several API processes (``redis://host:6379/0``);
     default: in the API process's memory (one process)."""
+    redis_timeout_seconds: float = Field(default=0.5, gt=0.0, le=30.0)
+    """Longest wait for Redis to connect or answer; past it the request is let through."""
+    redis_breaker_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
+    """After Redis fails, requests skip it (let through) this long, then one probes it."""
 
     retention_hours: float = Field(default=168.0, ge=0.0)
     """Finished videos are deleted this long after completion (0: kept forever)."""

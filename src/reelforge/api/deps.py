@@ -70,7 +70,7 @@ async def _counted(
     limits = principal.limits
     per_minute = limits.rpm if kind == "create" else limits.read_rpm
     limiter = services.limiter
-    if limiter.shared:  # a network round trip to Redis: not on the event loop
+    if limiter.needs_thread:  # a network round trip to Redis: not on the event loop
         headers = await run_in_threadpool(limiter.check, principal.owner, kind, per_minute)
     else:
         headers = limiter.check(principal.owner, kind, per_minute)
