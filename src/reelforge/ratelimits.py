@@ -132,3 +132,32 @@ class RateLimiter:
                 headers=headers,
             )
         return headers
+
+
+class FailedAuthBudget:
+    """Failed authentications per client address and minute, in this process's memory.
+
+    A client past the budget gets 429 before its key is looked up, so guessing keys
+    costs the database nothing; keys that authenticate are never counted (or slowed)."""
+
+    def __init__(self, per_minute: int | None) -> None:
+        from limits import RateLimitItemPerMinute, storage, strategies
+
+        self._item = RateLimitItemPerMinute(per_minute) if per_minute else None
+        self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+
+    def check(self, client: str) -> None:
+        """``RateLimited`` if ``client`` failed too often within the last minute."""
+        if self._item is None or self._limiter.test(self._item, "auth", client):
+            return
+        reset_at, _ = self._limiter.get_window_stats(self._item, "auth", client)
+        wait = max(1, math.ceil(reset_at - time.time()))
+        raise RateLimited(
+            f"Too Many Requests: too many failed authentications from this address; try "
+            f"again in {wait} s",
+            retry_after_seconds=wait,
+        )
+
+    def failed(self, client: str) -> None:
+        if self._item is not None:
+            self._limiter.hit(self._item, "auth", client)

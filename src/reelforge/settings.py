@@ -259,6 +259,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Rate-limit counters shared by several API processes (``redis://host:6379/0``);
     default: in the API process's memory (one process)."""
+    auth_failures_per_minute: int | None = Field(default=30, ge=1)
+    """Failed authentications a client address may make a minute before it gets 429
+    without its key being looked up (``None``: unlimited)."""
     redis_timeout_seconds: float = Field(default=0.5, gt=0.0, le=30.0)
     """Longest wait for Redis to connect or answer; past it the request is let through."""
     redis_breaker_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
