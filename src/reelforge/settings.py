@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
+    s3_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+    """Longest wait for an S3 answer (each of up to 3 tries); a hung endpoint is then an
+    unavailable storage, waited out by finished jobs (``storage_outage_seconds``)."""
     """Credentials; default: the AWS credential chain (environment, profile, role)."""
 
     video_urls: Literal["api", "presigned"] = "api"
@@ -267,6 +270,9 @@ class Settings(BaseSettings):
     redis_breaker_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
     """After Redis fails, requests skip it (let through) this long, then one probes it."""
 
+    storage_outage_seconds: float = Field(default=120.0, ge=0.0, le=3600.0)
+    """How long a finished job waits for unavailable storage (S3 down or hung, a full
+    disk) before it ends in ``error``; meanwhile its clip is kept and stored on return."""
     retention_hours: float = Field(default=168.0, ge=0.0)
     """Finished videos are deleted this long after completion (0: kept forever)."""
     retention_sweep_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
