@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,9 +29,11 @@ def _as_postgres(command: list[str]) -> list[str]:
 class ThrowawayPostgres:
     """``initdb`` + ``pg_ctl`` on a free port; ``stop`` and ``start`` at will."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.data = root / "pgdata"
+    def __init__(self) -> None:
+        # Its own directory under /tmp: pytest's are private to root, and PostgreSQL
+        # runs as ``postgres`` when the tests run as root.
+        self.root = Path(tempfile.mkdtemp(prefix="reelforge-faults-pg-"))
+        self.data = self.root / "pgdata"
         self.port = free_port()
 
     @property
@@ -38,7 +41,6 @@ class ThrowawayPostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def create(self) -> ThrowawayPostgres:
-        self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
         subprocess.run(
