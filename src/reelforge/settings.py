@@ -270,6 +270,8 @@ class Settings(BaseSettings):
     redis_breaker_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
     """After Redis fails, requests skip it (let through) this long, then one probes it."""
 
+    orphan_sweep_seconds: float = Field(default=3600.0, gt=0.0, le=7 * 86400.0)
+    """How often one worker removes stored video files that belong to no live job."""
     storage_outage_seconds: float = Field(default=120.0, ge=0.0, le=3600.0)
     """How long a finished job waits for unavailable storage (S3 down or hung, a full
     disk) before it ends in ``error``; meanwhile its clip is kept and stored on return."""
