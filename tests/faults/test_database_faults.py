@@ -2,7 +2,7 @@
 
 A throw-away cluster (``initdb`` + ``pg_ctl`` on a free port; never the machine's shared
 server) under ``reelforge serve`` with workers and webhooks to receivers that answer,
-fail with 500, or are down. During the outage the API answers 503 "unavailable" with
+fail with 500, hang, or are down. During the outage the API answers 503 "unavailable" with
 ``Retry-After`` and the webhook dispatcher logs its error once, not a traceback a second;
 afterwards every job completes exactly once, each healthy receiver gets its delivery,
 and the credit ledger matches the jobs to the credit."""
@@ -28,16 +28,23 @@ FAST_RETRIES = "0.3,0.3,0.3,0.3,0.3,0.3"
 
 
 class Receiver:
-    """Answers ``plan`` statuses in turn, then 200; records the message ids it got."""
+    """Answers ``plan`` statuses in turn, then 200; records the message ids it got. A
+    ``hung`` one holds every request until ``stop``."""
 
-    def __init__(self, plan: list[int] | None = None) -> None:
+    def __init__(self, plan: list[int] | None = None, *, hung: bool = False) -> None:
         self.plan = list(plan or [])
         self.delivered: list[str] = []
+        self.requests = 0
+        self.released = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.requests += 1
+                if hung:
+                    receiver.released.wait(120)
+                    return
                 status = receiver.plan.pop(0) if receiver.plan else 200
                 self.send_response(status)
                 self.send_header("content-length", "0")
@@ -57,6 +64,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def stop(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -76,9 +84,10 @@ def test_a_postgresql_outage_delays_jobs_and_loses_nothing(postgres, tmp_path) -
         "REELFORGE_FETCH_ALLOW": "127.0.0.1",
         "REELFORGE_WEBHOOK_RETRY_SCHEDULE": FAST_RETRIES,
         "REELFORGE_DB_TIMEOUT_SECONDS": "2",
+        "REELFORGE_WEBHOOK_TIMEOUT_SECONDS": "60",  # the hung receiver stays hung
     }
     api = LiveServer(home=tmp_path, env=env).start()
-    healthy, failing = Receiver(), Receiver(plan=[500, 500])
+    healthy, failing, hung = Receiver(), Receiver(plan=[500, 500]), Receiver(hung=True)
     down = f"http://127.0.0.1:{free_port()}/hook"  # nobody listens
     try:
         made = subprocess.run(
@@ -92,7 +101,7 @@ def test_a_postgresql_outage_delays_jobs_and_loses_nothing(postgres, tmp_path) -
         key = made.stdout.strip()
         account = f"{api.url}/v2/account"
         before = httpx.get(account, headers=api.headers(key), timeout=30).json()["credits"]
-        hooks = [healthy.url, failing.url, down, healthy.url, failing.url, healthy.url]
+        hooks = [hung.url, healthy.url, failing.url, down, healthy.url, failing.url, healthy.url]
         ids = []
         for n, hook in enumerate(hooks):
             body = {"model": "veo2", "prompt": f"a tide pool {n}", "webhook_url": hook}
@@ -117,6 +126,7 @@ def test_a_postgresql_outage_delays_jobs_and_loses_nothing(postgres, tmp_path) -
         assert [job["status"] for job in done] == ["completed"] * len(ids), done
         wait_until(lambda: len(healthy.delivered) == 3 and len(failing.delivered) == 2, 60)
         assert len(set(healthy.delivered + failing.delivered)) == 5, "each delivered once"
+        assert hung.requests == 1 and not hung.delivered, "held, and holding no one else"
         after = httpx.get(account, headers=api.headers(key), timeout=30).json()["credits"]
         charged = sum(job["meta"]["usage"]["credits_used"] for job in done)
         assert after["reserved"] == 0 and after["spent"] - before["spent"] == charged
@@ -132,5 +142,6 @@ def test_a_postgresql_outage_delays_jobs_and_loses_nothing(postgres, tmp_path) -
         api.stop()
         healthy.stop()
         failing.stop()
+        hung.stop()
     logged = api.log_path.read_text()
     assert logged.count("webhook dispatcher error; retrying") == 1, "throttled: once a minute"
