@@ -83,7 +83,6 @@ class RateLimiter:
                 settings.redis_url,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
-                health_check_interval=0,
             )
         else:
             self._storage = storage.storage_from_string("memory://")
