@@ -5,7 +5,9 @@ Put it between reelforge and a dependency (Redis, an S3 endpoint) and switch its
 * ``forward``: bytes pass both ways (the dependency is healthy);
 * ``hang``: new connections are accepted and never answered, and bytes on open ones are
   held (the dependency accepts but never answers);
-* ``down``: new connections are reset at once and open ones are cut (it is down).
+* ``down``: new connections are reset at once and open ones are cut (it is down);
+* ``answerless``: requests reach the service but its answers are held (a timeout after
+  the work was done, as a client sees a slow network).
 
 Nothing is faked about the protocol: the real client talks to the real server.
 """
@@ -19,7 +21,7 @@ import struct
 import threading
 from typing import Literal
 
-Mode = Literal["forward", "hang", "down"]
+Mode = Literal["forward", "hang", "down", "answerless"]
 CHUNK_BYTES = 64 * 1024
 SELECT_SECONDS = 0.05
 LINGER_RESET = struct.pack("ii", 1, 0)
@@ -53,7 +55,7 @@ class FaultProxy:
     def set(self, mode: Mode) -> None:
         """Switch modes; ``down`` and ``forward`` also cut what was open or held."""
         self.mode = mode
-        if mode != "hang":
+        if mode in ("down", "forward"):
             self._cut.set()
 
     def stop(self) -> None:
@@ -65,6 +67,7 @@ class FaultProxy:
         selector = selectors.DefaultSelector()
         selector.register(self._listener, selectors.EVENT_READ, None)
         pairs: dict[socket.socket, socket.socket] = {}
+        upstreams: set[socket.socket] = set()
         held: list[socket.socket] = []
         while not self._stop.is_set():
             if self._cut.is_set():
@@ -76,9 +79,10 @@ class FaultProxy:
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
                 if sock is self._listener:
-                    held.extend(self._accept(selector, pairs))
+                    held.extend(self._accept(selector, pairs, upstreams))
                     continue
-                if self.mode == "hang":  # hold the bytes: the other side waits forever
+                holding = self.mode == "hang" or (self.mode == "answerless" and sock in upstreams)
+                if holding:  # hold the bytes: the other side waits forever
                     with contextlib.suppress(KeyError, ValueError):
                         selector.unregister(sock)
                     held.append(sock)
@@ -94,7 +98,9 @@ class FaultProxy:
         for sock in [*pairs, *held]:
             self._close(selector, pairs, sock)
 
-    def _accept(self, selector: selectors.BaseSelector, pairs: dict) -> list[socket.socket]:
+    def _accept(
+        self, selector: selectors.BaseSelector, pairs: dict, upstreams: set[socket.socket]
+    ) -> list[socket.socket]:
         """Take a new connection; returns it if it is to be held unanswered."""
         try:
             client, _ = self._listener.accept()
@@ -113,6 +119,7 @@ class FaultProxy:
             client.close()
             return []
         pairs[client], pairs[upstream] = upstream, client
+        upstreams.add(upstream)
         selector.register(client, selectors.EVENT_READ, None)
         selector.register(upstream, selectors.EVENT_READ, None)
         return []

@@ -4,6 +4,7 @@ live server: the same jobs, keys and files as the AI/ML API side."""
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,8 @@ import openai
 import pytest
 from PIL import Image
 
-from support import LiveServer, encode_image, inspect_mp4, picture
+from fakes.proxy import FaultProxy
+from support import LiveServer, encode_image, inspect_mp4, picture, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +236,29 @@ def test_idempotency_key_makes_sdk_retries_safe_on_every_create_route(
         mine = client.videos.create(prompt="a kite", extra_headers={"Idempotency-Key": "k-2"})
         assert theirs.id != mine.id, "keys are scoped per API key"
         other.videos.delete(theirs.id)
+
+
+def test_the_sdks_own_retry_after_a_lost_answer_makes_one_video(server: LiveServer) -> None:
+    """The audit's case: the create reached the server, its answer never came back, the
+    SDK retried. With an ``Idempotency-Key`` the retry replays the first video."""
+    proxy = FaultProxy(("127.0.0.1", server.port)).start()
+    try:
+        before = _job_count(server)
+        proxy.set("answerless")
+        url = f"http://{proxy.address}/v1"
+        with openai.OpenAI(api_key=server.key, base_url=url, max_retries=2, timeout=30) as sdk:
+            made: list[str] = []
+            call = threading.Thread(
+                target=lambda: made.append(
+                    sdk.videos.create(
+                        prompt="a lost answer", extra_headers={"Idempotency-Key": "lost-1"}
+                    ).id
+                )
+            )
+            call.start()
+            wait_until(lambda: _job_count(server) == before + 1, timeout=30)
+            proxy.set("forward")  # cuts the held answer: the SDK retries
+            call.join(60)
+        assert made and _job_count(server) == before + 1, "one video, one hold of credits"
+    finally:
+        proxy.stop()
