@@ -125,9 +125,15 @@ def job_factory(store: JobStore, clock: FakeClock) -> Callable[..., str]:
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    """Say so when the container build test was left out (pyproject addopts), never silently."""
+    """Say so when the container build or the fault suite was left out (pyproject addopts),
+    never silently."""
     if "not container" in (config.getoption("markexpr") or ""):
         terminalreporter.write_line(
             "not run here: the container build (marker `container`, minutes); .ci/run runs it "
             "as its own step: pytest -m container -n 0 -s tests/deploy/test_image_build.py"
+        )
+    if "not faults" in (config.getoption("markexpr") or ""):
+        terminalreporter.write_line(
+            "not run here: the fault-injection suite (marker `faults`, minutes); .ci/run runs "
+            "it as its own step: pytest -m faults tests/faults"
         )

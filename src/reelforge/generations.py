@@ -95,14 +95,9 @@ class Generations:
         """Validate and queue a generation; a repeated ``idempotency_key`` replays the first.
         ``info`` is kept with the job (e.g. how the OpenAI front door named the model)."""
         digest = request_hash(body)
-        if idempotency_key is not None:
-            if not IDEMPOTENCY_KEY_PATTERN.match(idempotency_key):
-                raise InvalidRequest(
-                    "Idempotency-Key must be 1 to 200 visible ASCII characters", "Idempotency-Key"
-                )
-            earlier = self._store.find_by_idempotency_key(principal.owner, idempotency_key)
-            if earlier is not None:
-                return Submitted(self._replay(earlier, digest), replayed=True)
+        earlier = self._earlier(idempotency_key, digest, principal)
+        if earlier is not None:
+            return Submitted(earlier, replayed=True)
         webhook_url = self._webhook_url(body, principal)
         if isinstance(body, dict) and WEBHOOK_FIELD in body:
             body = {key: value for key, value in body.items() if key != WEBHOOK_FIELD}
@@ -157,15 +152,36 @@ class Generations:
         log.info("job submitted", extra={"job_id": job.id, "model": job.model})
         return Submitted(job, replayed=False)
 
+    def _earlier(
+        self, idempotency_key: str | None, digest: str, principal: Principal
+    ) -> JobRecord | None:
+        """The job an earlier request with ``idempotency_key`` made (per key, for every
+        create route of both front doors), if any; a different request under the same
+        key is a 400."""
+        if idempotency_key is None:
+            return None
+        if not IDEMPOTENCY_KEY_PATTERN.match(idempotency_key):
+            raise InvalidRequest(
+                "Idempotency-Key must be 1 to 200 visible ASCII characters", "Idempotency-Key"
+            )
+        earlier = self._store.find_by_idempotency_key(principal.owner, idempotency_key)
+        return None if earlier is None else self._replay(earlier, digest)
+
     def remix(
         self,
         source: JobRecord,
         prompt: object,
         principal: Principal,
         info: dict[str, Any] | None = None,
-    ) -> JobRecord:
+        *,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
         """A new generation from ``source``'s model, parameters, inputs and seed with a
         new ``prompt``. Its inline inputs are copied, so either can be deleted alone."""
+        digest = request_hash({"remix_of": source.id, "prompt": prompt})
+        earlier = self._earlier(idempotency_key, digest, principal)
+        if earlier is not None:
+            return Submitted(earlier, replayed=True)
         if source.status is not JobStatus.COMPLETED:
             raise Conflict(
                 f"only a completed video can be remixed; this one is {source.status.value}"
@@ -207,9 +223,11 @@ class Generations:
             credits=spec.credits(params, self._prices[spec.name]),
             video_token=secrets.token_urlsafe(24),
             info={**(info or {}), "remixed_from": source.id},
+            idempotency_key=idempotency_key,
+            request_hash=digest,
             webhook_url=source.webhook_url,
         )
-        return self._create(new_job, principal, staged).job
+        return self._create(new_job, principal, staged)
 
     def _stage_inputs(
         self, params: GenerationParams, job_uuid: uuid.UUID, stored: dict, staged: list[str]

@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+from urllib.parse import unquote
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -43,14 +44,71 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
-_VIDEO_PATH = re.compile(r"(/files/videos/)[^/?\s]+(/[^?\s]*)?(\?\S*)?")
-"""A video's capability URL: the token (and a signature in the query) is the secret."""
+_CANDIDATE = re.compile(r"[^\s\"'<>]+")
+"""A run of characters that may be a URL or a path (a log line's words)."""
+_SECRET_QUERY = re.compile(r"(signature|expires|token)=", re.IGNORECASE)
+FILES_SEGMENT = "files"
 REDACTED = "<redacted>"
+MAX_UNQUOTE_ROUNDS = 3
+"""Percent-decoding is repeated this often, so ``%252F`` is seen as ``/`` too."""
+
+
+def _decoded(text: str) -> str:
+    for _ in range(MAX_UNQUOTE_ROUNDS):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _redact_word(word: str) -> str:
+    """``word`` with a video's capability (``/files/<kind>/<token>/...``) and any URL
+    signature removed, judged on the path as a server may parse it: percent-decoded (more
+    than once), with backslashes as slashes and runs of slashes collapsed."""
+    origin = ""
+    rest = word
+    scheme = rest.find("://")
+    if scheme != -1:
+        slash = rest.find("/", scheme + 3)
+        origin, rest = (rest, "") if slash == -1 else (rest[:slash], rest[slash:])
+    path, mark, query = rest.partition("?")
+    if not mark:
+        path, mark, query = rest.partition("#")
+    plain = _decoded(path).replace("\\", "/")
+    if "/" not in plain:
+        return word
+    segments = [part for part in plain.split("/") if part not in ("", ".")]
+    lowered = [part.lower() for part in segments]
+    if FILES_SEGMENT in lowered[:-1]:
+        # /files/<kind>/<token>/<file>: everything between the kind and the file name is
+        # redacted (dot segments too: they are not resolved, so none can hide a token);
+        # the query is dropped.
+        after = segments[lowered.index(FILES_SEGMENT) + 1 :]
+        head = segments[: lowered.index(FILES_SEGMENT) + 1]
+        if len(after) == 1:
+            shown = [REDACTED]
+        elif len(after) == 2:
+            shown = [after[0], REDACTED]
+        else:
+            shown = [after[0], REDACTED, after[-1]]
+        return "/".join([origin, *head, *shown])
+    if mark and _SECRET_QUERY.search(_decoded(query)):
+        return f"{origin}{path}{mark}{REDACTED}"
+    return word
 
 
 def redact(text: str) -> str:
-    """``text`` with video tokens and URL signatures replaced."""
-    return _VIDEO_PATH.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2) or ''}", text)
+    """``text`` with video tokens and URL signatures replaced, whatever their spelling
+    (double slashes, percent-encoding, dot segments, backslashes, upper case)."""
+    if not _may_hold_secret(text):
+        return text
+    return _CANDIDATE.sub(lambda m: _redact_word(m.group(0)), text)
+
+
+def _may_hold_secret(text: str) -> bool:
+    lowered = text.lower()
+    return "%" in text or FILES_SEGMENT in lowered or "signature" in lowered
 
 
 class RedactSecrets(logging.Filter):
@@ -59,10 +117,10 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and any(
-            isinstance(arg, str) and "/files/" in arg for arg in record.args
+            isinstance(arg, str) and _may_hold_secret(arg) for arg in record.args
         ):
             record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
-        if isinstance(record.msg, str) and "/files/" in record.msg:
+        if isinstance(record.msg, str) and _may_hold_secret(record.msg):
             record.msg = redact(record.msg)
         return True
 

@@ -25,7 +25,7 @@ from reelforge.catalog import MODELS, ModelSpec
 from reelforge.catalog.base import FRAME_SIZES
 from reelforge.documents import expiry
 from reelforge.errors import ConfigurationError, InvalidRequest, NotFound, snake_case
-from reelforge.generations import Generations
+from reelforge.generations import Generations, Submitted
 from reelforge.jobs import JobRecord, JobStatus, Principal
 from reelforge.jobs.store import Page, encode_cursor
 from reelforge.settings import Settings
@@ -148,10 +148,16 @@ class OpenAIVideos:
         return MODELS[target]
 
     def create(
-        self, fields: Mapping[str, object], reference: Reference | None, principal: Principal
-    ) -> JobRecord:
-        """Queue a video from the OpenAI request ``fields``; raises ``InvalidRequest``
-        naming the OpenAI parameter."""
+        self,
+        fields: Mapping[str, object],
+        reference: Reference | None,
+        principal: Principal,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        """Queue a video from the OpenAI request ``fields`` (a repeated ``idempotency_key``
+        replays the first, as on ``/v2``); raises ``InvalidRequest`` naming the OpenAI
+        parameter."""
         prompt = fields.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidRequest("prompt is required", "prompt")
@@ -182,7 +188,9 @@ class OpenAIVideos:
             body["image_url"] = reference.as_image_url()
         info = {"openai_model": requested or DEFAULT_MODEL, "api": OPENAI_FLAVOUR}
         try:
-            return self._generations.submit(body, principal, info=info).job
+            return self._generations.submit(
+                body, principal, idempotency_key=idempotency_key, info=info
+            )
         except InvalidRequest as error:
             raise InvalidRequest(error.message, _openai_param(error.field)) from None
 
@@ -202,7 +210,14 @@ class OpenAIVideos:
         self._generations.delete(job.id, principal)
         return job.id
 
-    def remix(self, video: str, prompt: object, principal: Principal) -> JobRecord:
+    def remix(
+        self,
+        video: str,
+        prompt: object,
+        principal: Principal,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
         source = self.get(video, principal)
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidRequest("prompt is required", "prompt")
@@ -211,7 +226,9 @@ class OpenAIVideos:
             "api": OPENAI_FLAVOUR,
         }
         try:
-            return self._generations.remix(source, prompt, principal, info)
+            return self._generations.remix(
+                source, prompt, principal, info, idempotency_key=idempotency_key
+            )
         except InvalidRequest as error:
             raise InvalidRequest(error.message, _openai_param(error.field)) from None
 

@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
+    s3_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+    """Longest wait for an S3 answer (each of up to 3 tries); a hung endpoint is then an
+    unavailable storage, waited out by finished jobs (``storage_outage_seconds``)."""
     """Credentials; default: the AWS credential chain (environment, profile, role)."""
 
     video_urls: Literal["api", "presigned"] = "api"
@@ -359,7 +362,19 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Rate-limit counters shared by several API processes (``redis://host:6379/0``);
     default: in the API process's memory (one process)."""
+    auth_failures_per_minute: int | None = Field(default=30, ge=1)
+    """Failed authentications a client address may make a minute before it gets 429
+    without its key being looked up (``None``: unlimited)."""
+    redis_timeout_seconds: float = Field(default=0.5, gt=0.0, le=30.0)
+    """Longest wait for Redis to connect or answer; past it the request is let through."""
+    redis_breaker_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
+    """After Redis fails, requests skip it (let through) this long, then one probes it."""
 
+    orphan_sweep_seconds: float = Field(default=3600.0, gt=0.0, le=7 * 86400.0)
+    """How often one worker removes stored video files that belong to no live job."""
+    storage_outage_seconds: float = Field(default=120.0, ge=0.0, le=3600.0)
+    """How long a finished job waits for unavailable storage (S3 down or hung, a full
+    disk) before it ends in ``error``; meanwhile its clip is kept and stored on return."""
     retention_hours: float = Field(default=168.0, ge=0.0)
     """Finished videos are deleted this long after completion (0: kept forever)."""
     retention_sweep_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
@@ -371,6 +386,13 @@ class Settings(BaseSettings):
 
     webhook_timeout_seconds: float = Field(default=10.0, gt=0.0, le=60.0)
     """How long a webhook receiver has to answer."""
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    """Deliveries one worker process sends at once."""
+    webhook_endpoint_concurrency: int = Field(default=2, ge=1, le=64)
+    """Deliveries sent at once to one receiver URL: a slow receiver holds at most this
+    many senders, never another receiver's turn."""
+    webhook_key_concurrency: int = Field(default=4, ge=1, le=256)
+    """Deliveries sent at once for one key (whatever its URLs)."""
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
     )

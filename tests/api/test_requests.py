@@ -138,3 +138,30 @@ def test_the_openai_door_validates_and_shows_the_same_job(client: TestClient) ->
     content = client.get(f"/v1/videos/{video['id']}/content", headers=auth())
     assert content.status_code == 400 and "queued" in content.json()["error"]["message"]
     assert client.get("/v1/videos/video_nope", headers=auth()).status_code == 404
+
+
+def test_failed_authentication_is_throttled_per_client_without_slowing_valid_keys(
+    tmp_path,
+) -> None:
+    """Failed attempts were never throttled, and each cost a database query."""
+    settings = Settings(home=tmp_path, workers=0, api_keys=KEYS[0], auth_failures_per_minute=5)
+    app = create_app(settings)
+    with TestClient(app, base_url="http://localhost", client=("203.0.113.7", 1)) as guesser:
+        keys = app.state.services.database.keys
+        _, stored_key = keys.create("stored")
+        lookups = []
+        authenticate = keys.authenticate
+        keys.authenticate = lambda secret: lookups.append(secret) or authenticate(secret)
+        answers = [
+            guesser.get(GENERATIONS, headers=auth(f"guess-{n}")).status_code for n in range(8)
+        ]
+        assert answers == [401] * 5 + [429] * 3
+        assert len(lookups) == 5, "no query once the budget is spent"
+        refused = guesser.get("/v1/videos", headers=auth("guess-9"))
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        # A fixed key needs no query: it still works from that address.
+        assert guesser.get(GENERATIONS, headers=auth(KEYS[0])).status_code == 200
+        with TestClient(app, base_url="http://localhost", client=("198.51.100.2", 1)) as other:
+            for _ in range(10):  # valid keys never count against anyone's budget
+                assert other.get(GENERATIONS, headers=auth(stored_key)).status_code == 200
+            assert other.get(GENERATIONS, headers=auth("typo")).status_code == 401

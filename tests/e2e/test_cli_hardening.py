@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from reelforge import __version__
-from support import LiveServer, encode_image, free_port, picture
+from support import LiveServer, encode_image, free_port, picture, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -89,3 +90,35 @@ def test_models_shows_whole_names_at_120_columns(tmp_path) -> None:
     for name in ("veo2/image-to-video", "google/veo-3.0-i2v"):
         assert f" {name} " in result.stdout
     assert "…" not in result.stdout
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.rsplit(":", 1)
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.add(address)
+    return found
+
+
+def test_worker_metrics_listen_on_loopback_unless_told_otherwise(tmp_path) -> None:
+    """``--metrics-port`` used to listen on 0.0.0.0, unauthenticated."""
+    port = free_port()
+    env = {**os.environ, "REELFORGE_HOME": str(tmp_path), "REELFORGE_API_KEYS": "k"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "reelforge", "worker", "--metrics-port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: listening_addresses(port) or worker.poll() is not None, 60, 0.1)
+        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
+        assert b"reelforge" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).content
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)

@@ -74,7 +74,8 @@ def test_full_disk_at_submit_and_in_the_worker(small_disk: Path, tmp_path: Path)
     files = small_disk / "files"
     server = LiveServer(
         home=tmp_path / "home",
-        env={"REELFORGE_STORAGE_URL": files.as_uri()},
+        # A disk that stays full: the job waits 2 s for room, then ends in a clean error.
+        env={"REELFORGE_STORAGE_URL": files.as_uri(), "REELFORGE_STORAGE_OUTAGE_SECONDS": "2"},
     ).start()
     image = "data:image/jpeg;base64," + base64.b64encode(encode_image(picture((640, 480)))).decode()
     i2v = {"model": "veo2/image-to-video", "prompt": "zoom in", "image_url": image}

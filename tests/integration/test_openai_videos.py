@@ -4,6 +4,7 @@ live server: the same jobs, keys and files as the AI/ML API side."""
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,8 @@ import openai
 import pytest
 from PIL import Image
 
-from support import LiveServer, encode_image, inspect_mp4, picture
+from fakes.proxy import FaultProxy
+from support import LiveServer, encode_image, inspect_mp4, picture, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -189,3 +191,74 @@ def test_errors_are_the_sdks_own_types(server: LiveServer, client: openai.OpenAI
         pytest.raises(openai.NotFoundError),
     ):
         other.videos.retrieve(finished.id)  # another key's video does not exist for it
+
+
+def _job_count(server: LiveServer) -> int:
+    listed = httpx.get(
+        f"{server.url}/v2/video/generations", headers=server.headers(), params={"limit": 100}
+    )
+    return len(listed.json()["data"])
+
+
+def test_idempotency_key_makes_sdk_retries_safe_on_every_create_route(
+    server: LiveServer, client: openai.OpenAI, finished
+) -> None:
+    """``/v1/videos`` ignored ``Idempotency-Key``: 5 calls the SDK retried made 10 jobs and
+    held credits for each. JSON, multipart and remix now replay like ``/v2``."""
+    before = _job_count(server)
+    png = encode_image(picture((1280, 720), seed=9), "PNG")
+    calls = {
+        "json": lambda key: client.videos.with_raw_response.create(
+            prompt="a kite", extra_headers={"Idempotency-Key": key}
+        ),
+        "multipart": lambda key: client.videos.with_raw_response.create(
+            prompt="a kite",
+            input_reference=("kite.png", png, "image/png"),
+            extra_headers={"Idempotency-Key": key},
+        ),
+        "remix": lambda key: client.videos.with_raw_response.remix(
+            finished.id, prompt="a kite at dusk", extra_headers={"Idempotency-Key": key}
+        ),
+    }
+    for route, call in calls.items():
+        first, again = call(f"retry-{route}"), call(f"retry-{route}")
+        assert again.parse().id == first.parse().id, route
+        assert "idempotent-replayed" not in first.headers
+        assert again.headers["idempotent-replayed"] == "true", route
+    assert _job_count(server) == before + len(calls)
+    with pytest.raises(openai.BadRequestError) as caught:  # same key, another request
+        client.videos.create(
+            prompt="a different kite", extra_headers={"Idempotency-Key": "retry-json"}
+        )
+    assert "Idempotency-Key" in caught.value.message
+    with openai.OpenAI(api_key=server.keys[1], base_url=f"{server.url}/v1", max_retries=0) as other:
+        theirs = other.videos.create(prompt="a kite", extra_headers={"Idempotency-Key": "k-2"})
+        mine = client.videos.create(prompt="a kite", extra_headers={"Idempotency-Key": "k-2"})
+        assert theirs.id != mine.id, "keys are scoped per API key"
+        other.videos.delete(theirs.id)
+
+
+def test_the_sdks_own_retry_after_a_lost_answer_makes_one_video(server: LiveServer) -> None:
+    """The audit's case: the create reached the server, its answer never came back, the
+    SDK retried. With an ``Idempotency-Key`` the retry replays the first video."""
+    proxy = FaultProxy(("127.0.0.1", server.port)).start()
+    try:
+        before = _job_count(server)
+        proxy.set("answerless")
+        url = f"http://{proxy.address}/v1"
+        with openai.OpenAI(api_key=server.key, base_url=url, max_retries=2, timeout=30) as sdk:
+            made: list[str] = []
+            call = threading.Thread(
+                target=lambda: made.append(
+                    sdk.videos.create(
+                        prompt="a lost answer", extra_headers={"Idempotency-Key": "lost-1"}
+                    ).id
+                )
+            )
+            call.start()
+            wait_until(lambda: _job_count(server) == before + 1, timeout=30)
+            proxy.set("forward")  # cuts the held answer: the SDK retries
+            call.join(60)
+        assert made and _job_count(server) == before + 1, "one video, one hold of credits"
+    finally:
+        proxy.stop()

@@ -405,3 +405,11 @@ def test_presigned_video_urls(tmp_path_factory: pytest.TempPathFactory, endpoint
         assert again.split("?")[0] == url.split("?")[0]  # a fresh signature per answer
     finally:
         live.stop()
+
+
+def test_list_keys_for_the_orphan_sweep(storage: S3Storage) -> None:
+    for key in ("videos/a/output.mp4", "videos/a/thumbnail.jpg", "inputs/j/image_url"):
+        storage.put_bytes(key, b"x", "application/octet-stream")
+    listed = dict(storage.list_keys("videos/"))
+    assert set(listed) == {"videos/a/output.mp4", "videos/a/thumbnail.jpg"}
+    assert all(abs(when - time.time()) < 600 for when in listed.values())

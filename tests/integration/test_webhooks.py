@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -40,6 +41,10 @@ class Receiver:
 
     plan: list[int] = field(default_factory=list)
     hang_first: bool = False
+    hang_all: bool = False
+    active: int = 0
+    peak: int = 0
+    """Requests being answered at once: now, and the most so far."""
     requests: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     hanging: threading.Event = field(default_factory=threading.Event)
@@ -47,15 +52,21 @@ class Receiver:
 
     def start(self) -> Receiver:
         receiver = self
+        lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 item = Received({k.lower(): v for k, v in self.headers.items()}, body)
                 receiver.requests.append(item)
-                if receiver.hang_first and len(receiver.requests) == 1:
+                with lock:
+                    receiver.active += 1
+                    receiver.peak = max(receiver.peak, receiver.active)
+                if receiver.hang_all or (receiver.hang_first and len(receiver.requests) == 1):
                     receiver.hanging.set()
                     receiver.release.wait(60)
+                with lock:
+                    receiver.active -= 1
                 status = receiver.plan.pop(0) if receiver.plan else 200
                 try:
                     self.send_response(status)
@@ -123,6 +134,8 @@ def server(database, tmp_path_factory):
         **database,
         "REELFORGE_FETCH_ALLOW": "127.0.0.1",
         "REELFORGE_WEBHOOK_RETRY_SCHEDULE": FAST_RETRIES,
+        # Longer than any test takes: a hung receiver stays hung (no timeouts, no retries).
+        "REELFORGE_WEBHOOK_TIMEOUT_SECONDS": "45",
         "REELFORGE_WORKERS": "2",
     }
     live = LiveServer(home=tmp_path_factory.mktemp("webhooks"), env=env).start()
@@ -232,6 +245,34 @@ def test_videos_made_on_v1_get_openai_thin_events(server, receiver) -> None:
             assert client.videos.retrieve(video.id).status == "completed"
     finally:
         cli(server.home, "keys", "update", key_id, "--webhook-url", "", env=server.db_env)
+
+
+def test_a_slow_receiver_holds_its_share_of_senders_and_delays_no_one_else(server) -> None:
+    """A receiver that never answers used to hold the process's only sender for 10 s a
+    delivery: a healthy receiver waited up to 34 s. Now it holds at most
+    ``REELFORGE_WEBHOOK_ENDPOINT_CONCURRENCY`` (2) senders and the rest deliver at once."""
+    slow, healthy = Receiver(hang_all=True).start(), Receiver().start()
+    try:
+        stuck = [create(server, webhook_url=slow.url) for _ in range(4)]
+        job_id = create(server, webhook_url=healthy.url)  # claimed after the four
+        server.wait(job_id, key=server.db_key)
+        finished = time.monotonic()
+        wait_until(lambda: healthy.delivered(), timeout=30)
+        delay = time.monotonic() - finished
+        assert delay < 3, f"the healthy receiver waited {delay:.1f} s"
+        wait_until(lambda: slow.active == 2, timeout=10)
+        assert slow.peak == 2 and not slow.delivered(), "held, but never more than 2 at once"
+        slow.hang_all = False
+        slow.release.set()
+        wait_until(
+            lambda: (
+                {json.loads(item.body)["data"]["id"] for item in slow.delivered()} == set(stuck)
+            ),
+            timeout=60,
+        )
+    finally:
+        slow.stop()
+        healthy.stop()
 
 
 def test_rotation_signs_with_both_secrets_for_a_day(server, receiver) -> None:

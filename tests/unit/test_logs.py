@@ -66,3 +66,55 @@ def test_access_log_lines_are_redacted() -> None:
     )
     assert RedactSecrets().filter(record)
     assert TOKEN not in record.getMessage() and "sig=x" not in record.getMessage()
+
+
+SPELLINGS = [
+    "/files/videos//{t}/output.mp4?expires=1&signature={s}",
+    "//files/videos/{t}/output.mp4?expires=1&signature={s}",
+    "/files//videos///{t}//output.mp4",
+    "/files/videos/./{t}/output.mp4",
+    "/files/videos/../videos/{t}/output.mp4",
+    "/files/../videos/{t}/output.mp4",
+    "/files/%76ideos/{t}/output.mp4",
+    "/files/videos%2F{t}%2Foutput.mp4",
+    "/files/videos%252F{t}%252Foutput.mp4",
+    "%2Ffiles%2Fvideos%2F{t}%2Foutput.mp4",
+    "/FILES/VIDEOS/{t}/OUTPUT.MP4",
+    "/files\\videos\\{t}\\output.mp4",
+    "/files/videos/{t}",
+    "/files/{t}",
+    "http://127.0.0.1:8000/files/videos//{t}/output.mp4?signature={s}",
+    "/anything?expires=1&signature={s}",
+    "/anything?SIGNATURE={s}",
+    "/anything?a=1&signature%3D{s}",
+]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_redaction_holds_for_every_spelling_of_a_path(spelling: str) -> None:
+    """The issue-27 bypass (``/files/videos//TOKEN``) and its relatives: the token and the
+    signature never reach the line, in a message or as uvicorn's access-log argument."""
+    signature = "c2lnbmF0dXJlLXNlY3JldA"
+    path = spelling.format(t=TOKEN, s=signature)
+    for text in (path, f'GET {path} HTTP/1.1 "{path}"'):
+        redacted = redact(text)
+        assert TOKEN not in redacted and TOKEN.lower() not in redacted.lower()
+        assert signature not in redacted
+    record = logging.makeLogRecord(
+        {"msg": '%s - "%s %s HTTP/%s" %d', "args": ("127.0.0.1:1", "GET", path, "1.1", 403)}
+    )
+    RedactSecrets().filter(record)
+    assert TOKEN not in record.getMessage() and signature not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3 files deleted",
+        "progress 50% done",
+        "/v2/video/generations?generation_id=x",
+        "/profiles/x",
+    ],
+)
+def test_ordinary_lines_are_left_alone(text: str) -> None:
+    assert redact(text) == text

@@ -38,7 +38,7 @@ from reelforge.errors import NotFound, Unauthorized
 from reelforge.generations import Generations
 from reelforge.media.netguard import FetchPolicy
 from reelforge.openai_videos import OpenAIVideos
-from reelforge.ratelimits import RateLimiter
+from reelforge.ratelimits import FailedAuthBudget, RateLimiter
 from reelforge.runtime import open_database, open_storage
 from reelforge.settings import Settings
 from reelforge.storage.signing import SECRET_NAME, load_signer
@@ -66,6 +66,7 @@ def build_services(settings: Settings, *, auto_migrate: bool | None = None) -> S
         generations=generations,
         limiter=RateLimiter(settings),
         openai=OpenAIVideos(settings, generations),
+        auth_failures=FailedAuthBudget(settings.auth_failures_per_minute),
     )
 
 

@@ -42,11 +42,13 @@ def guarded_protocol(header_timeout: float, max_header_bytes: int = MAX_HEADER_B
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
         _header_bytes = 0
+        _tail = b""
         _awaiting_headers = False
 
         def _arm(self) -> None:
             self._awaiting_headers = True
             self._header_bytes = 0
+            self._tail = b""
             if self._header_timer is None:
                 self._header_timer = self.loop.call_later(header_timeout, self._too_slow)
 
@@ -72,12 +74,20 @@ def guarded_protocol(header_timeout: float, max_header_bytes: int = MAX_HEADER_B
         def data_received(self, data: bytes) -> None:
             if not self._awaiting_headers and (self.cycle is None or self.cycle.response_complete):
                 self._arm()  # the first bytes of the next request on a kept-alive connection
-            super().data_received(data)
             if self._awaiting_headers:
-                self._header_bytes += len(data)
-                if self._header_bytes > max_header_bytes and not self.transport.is_closing():
-                    self.transport.write(HEADERS_TOO_LARGE)
-                    self.transport.close()
+                # Counted before parsing, up to the blank line that ends the headers: a
+                # read that completes them counts too (it used to be skipped, so about
+                # twice the limit got through).
+                seen = self._tail + data
+                end = seen.find(b"\r\n\r\n")
+                self._header_bytes += len(data) if end == -1 else max(0, end + 4 - len(self._tail))
+                self._tail = seen[-3:]
+                if self._header_bytes > max_header_bytes:
+                    if not self.transport.is_closing():
+                        self.transport.write(HEADERS_TOO_LARGE)
+                        self.transport.close()
+                    return
+            super().data_received(data)
 
         def on_headers_complete(self) -> None:
             self._disarm()

@@ -13,7 +13,7 @@ from reelforge.errors import Unauthorized
 from reelforge.generations import Generations
 from reelforge.jobs import Principal
 from reelforge.openai_videos import OpenAIVideos
-from reelforge.ratelimits import Kind, RateLimiter
+from reelforge.ratelimits import FailedAuthBudget, Kind, RateLimiter
 from reelforge.runtime import Database
 from reelforge.settings import Settings
 from reelforge.storage import Storage
@@ -34,6 +34,7 @@ class Services:
     generations: Generations
     limiter: RateLimiter
     openai: OpenAIVideos
+    auth_failures: FailedAuthBudget
 
 
 async def get_services(request: Request) -> Services:
@@ -45,6 +46,7 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 
 async def get_principal(
+    request: Request,
     services: Annotated[Services, Depends(get_services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -52,10 +54,14 @@ async def get_principal(
         raise Unauthorized(UNAUTHORIZED_MESSAGE)
     keys = services.database.keys
     # Fixed keys are checked in memory; only keys in the database cost a thread.
-    principal = keys.authenticate_fixed(credentials.credentials) or await run_in_threadpool(
-        keys.authenticate, credentials.credentials
-    )
+    principal = keys.authenticate_fixed(credentials.credentials)
+    if principal is not None:
+        return principal
+    client = request.client.host if request.client else "unknown"
+    services.auth_failures.check(client)  # 429 before a query for a client guessing keys
+    principal = await run_in_threadpool(keys.authenticate, credentials.credentials)
     if principal is None:
+        services.auth_failures.failed(client)
         raise Unauthorized(UNAUTHORIZED_MESSAGE)
     return principal
 
@@ -70,7 +76,7 @@ async def _counted(
     limits = principal.limits
     per_minute = limits.rpm if kind == "create" else limits.read_rpm
     limiter = services.limiter
-    if limiter.shared:  # a network round trip to Redis: not on the event loop
+    if limiter.needs_thread:  # a network round trip to Redis: not on the event loop
         headers = await run_in_threadpool(limiter.check, principal.owner, kind, per_minute)
     else:
         headers = limiter.check(principal.owner, kind, per_minute)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
@@ -17,6 +17,7 @@ from reelforge.api.deps import CreatorDep, ReaderDep, Services, ServicesDep
 from reelforge.api.files import media_type, stream_object
 from reelforge.api.limits import parse_json_body
 from reelforge.errors import InvalidRequest
+from reelforge.generations import Submitted
 from reelforge.jobs import JobRecord
 from reelforge.media.images import sniff_image_type
 from reelforge.openai_videos import Reference
@@ -123,15 +124,35 @@ _NO_FILES = (
 )
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(description="Makes retries safe: a repeated key (same body) returns the same video."),
+]
+
+
+def _submitted(services: Services, submitted: Submitted, response: Response) -> Video:
+    if submitted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _video(services, submitted.job, response)
+
+
 @router.post(PATH, response_model=Video, summary="Create a video (OpenAI Videos API)")
 async def create_video(
-    request: Request, response: Response, services: ServicesDep, principal: CreatorDep
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    principal: CreatorDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Video:
     """`prompt`, `model`, `seconds`, `size`, `input_reference` as OpenAI publishes them,
     as JSON or multipart."""
     fields, reference = await _create_fields(request, services.settings.max_text_request_bytes)
-    job = await run_in_threadpool(services.openai.create, fields, reference, principal)
-    return _video(services, job, response)
+    submitted = await run_in_threadpool(
+        lambda: services.openai.create(
+            fields, reference, principal, idempotency_key=idempotency_key
+        )
+    )
+    return _submitted(services, submitted, response)
 
 
 @router.get(PATH, response_model=VideoList, summary="List videos (OpenAI Videos API)")
@@ -176,10 +197,15 @@ async def remix_video(
     response: Response,
     services: ServicesDep,
     principal: CreatorDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Video:
     """A new video from the same model, inputs and seed, with a new prompt."""
-    job = await run_in_threadpool(services.openai.remix, video_id, remix.prompt, principal)
-    return _video(services, job, response)
+    submitted = await run_in_threadpool(
+        lambda: services.openai.remix(
+            video_id, remix.prompt, principal, idempotency_key=idempotency_key
+        )
+    )
+    return _submitted(services, submitted, response)
 
 
 @router.get(f"{PATH}/{{video_id}}/content", summary="Download a video, thumbnail or sprite sheet")

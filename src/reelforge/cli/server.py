@@ -404,9 +404,18 @@ def worker(
         typer.Option(
             "--metrics-port",
             envvar="REELFORGE_WORKER_METRICS_PORT",
-            help="Serve this worker's Prometheus metrics on this port (all interfaces).",
+            help="Serve this worker's Prometheus metrics on this port (see --metrics-host).",
         ),
     ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            envvar="REELFORGE_WORKER_METRICS_HOST",
+            help="Address the metrics port binds: loopback unless you name another (the "
+            "port has no authentication; 0.0.0.0 exposes it to the network).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run workers without the API, on any machine that reaches the database and storage.
 
@@ -421,7 +430,7 @@ def worker(
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port)
+        start_http_server(metrics_port, addr=metrics_host)
 
     def announce(_pool: object) -> None:
         from reelforge.engines import EngineRouter

@@ -113,6 +113,14 @@ def make_engine(
 
 
 DATABASE_RETRY_SECONDS = 2
+UNREACHABLE_MARKERS = (
+    "connect",  # connection refused, could not connect, connection ... failed
+    "server closed",
+    "terminating connection",
+    "the database system is",  # starting up, shutting down, in recovery
+    "unable to open database",
+)
+"""Driver messages of a database that cannot be reached (rather than one that is busy)."""
 
 
 def unavailable(error: Exception) -> ServiceUnavailable:
@@ -124,6 +132,13 @@ def unavailable(error: Exception) -> ServiceUnavailable:
         return InsufficientStorage(
             "The server is out of disk space; try again later",
             retry_after_seconds=DISK_FULL_RETRY_SECONDS,
+        )
+    if getattr(error, "connection_invalidated", False) or any(
+        marker in reason.lower() for marker in UNREACHABLE_MARKERS
+    ):
+        return ServiceUnavailable(
+            "The database is unavailable; try again in a moment",
+            retry_after_seconds=DATABASE_RETRY_SECONDS,
         )
     return ServiceUnavailable(
         "The database is busy; try again in a moment",

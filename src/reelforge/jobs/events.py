@@ -122,6 +122,10 @@ class EventHub:
         for kind in WORK_KINDS:
             self._wake(kind)
 
+    def wake(self, kind: str) -> None:
+        """Wake this process's waiters for ``kind`` (a sender slot came free)."""
+        self._wake(kind)
+
     def _wake(self, kind: str) -> None:
         condition = self._work[kind]
         with condition:

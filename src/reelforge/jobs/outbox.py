@@ -11,7 +11,7 @@ least once; a message is never lost.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -129,8 +129,18 @@ class WebhookOutbox:
         with self._sessions.begin() as session:
             yield session
 
-    def claim_due(self, dispatcher: str, *, limit: int, lease_seconds: float) -> list[Delivery]:
-        """Up to ``limit`` deliveries due now, leased to ``dispatcher``."""
+    def claim_due(
+        self,
+        dispatcher: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        skip_urls: Collection[str] = (),
+        skip_owners: Collection[str] = (),
+    ) -> list[Delivery]:
+        """Up to ``limit`` deliveries due now, leased to ``dispatcher``, none to a URL in
+        ``skip_urls`` or of an owner in ``skip_owners`` (those the dispatcher is already
+        sending as much to as it may)."""
         now = self._clock()
         due = and_(
             WebhookDeliveryRow.status == DeliveryStatus.PENDING,
@@ -140,6 +150,10 @@ class WebhookOutbox:
                 WebhookDeliveryRow.lease_expires_at < now,
             ),
         )
+        if skip_urls:
+            due = and_(due, WebhookDeliveryRow.url.not_in(list(skip_urls)))
+        if skip_owners:
+            due = and_(due, WebhookDeliveryRow.owner.not_in(list(skip_owners)))
         candidates = (
             select(WebhookDeliveryRow.id)
             .where(due)
@@ -178,6 +192,23 @@ class WebhookOutbox:
         )
         with self._session() as session:
             return session.execute(statement).rowcount == 1
+
+    def release(self, delivery_id: str, dispatcher: str) -> None:
+        """Hand a leased delivery back unsent (no attempt counted): due again at once."""
+        with self._session() as session:
+            session.execute(
+                update(WebhookDeliveryRow)
+                .where(
+                    WebhookDeliveryRow.id == delivery_id,
+                    WebhookDeliveryRow.lease_owner == dispatcher,
+                    WebhookDeliveryRow.status == DeliveryStatus.PENDING,
+                )
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    def wake(self) -> None:
+        """Wake this process's dispatcher (a sender came free)."""
+        self._events.wake(WEBHOOK_WORK)
 
     def delivered(self, delivery_id: str, dispatcher: str, status: int) -> bool:
         return self._settle(

@@ -773,6 +773,23 @@ class JobStore:
             )
             tx.emit(*(job_payload(job_id) for job_id in job_ids))
 
+    def video_tokens_in_use(self, tokens: list[str]) -> set[str]:
+        """Those of ``tokens`` whose files must stay: their job is queued, running, or
+        completed and not past retention (the orphan sweep removes the rest)."""
+        if not tokens:
+            return set()
+        with self._session() as session:
+            rows = session.execute(
+                select(JobRow.video_token, JobRow.status, JobRow.video_expired_at).where(
+                    JobRow.video_token.in_(tokens)
+                )
+            ).all()
+        return {
+            token
+            for token, status, expired in rows
+            if JobStatus(status) is not JobStatus.ERROR and expired is None
+        }
+
     def find_by_video_token(self, token: str) -> JobRecord | None:
         with self._session() as session:
             row = session.scalar(select(JobRow).where(JobRow.video_token == token).limit(1))

@@ -71,6 +71,7 @@ def open_s3(settings: Settings) -> S3Storage:
         region=settings.s3_region or None,
         access_key_id=settings.s3_access_key_id or None,
         secret_access_key=(secret.get_secret_value() if secret is not None else "") or None,
+        read_timeout=settings.s3_timeout_seconds,
     )
 
 

@@ -81,6 +81,11 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """Every stored key under ``prefix`` with its modification time (Unix seconds),
+        for the orphan sweep."""
+        ...
+
     def local_path(self, key: str) -> Path | None:
         """A file the API can serve directly (with Range), when the backend is local."""
         ...

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -115,6 +115,15 @@ class LocalStorage:
                 parent.rmdir()
             except OSError:  # not empty (or already gone): stop here
                 break
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, float]]:
+        top = self.root / prefix
+        if not top.is_dir():
+            return
+        for path in sorted(top.rglob("*")):
+            with contextlib.suppress(OSError):
+                if path.is_file():
+                    yield path.relative_to(self.root).as_posix(), path.stat().st_mtime
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)

@@ -18,7 +18,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -204,6 +204,18 @@ class S3Storage:
         except Exception as error:
             if _code(error) not in MISSING_CODES:
                 self._fail(error, "delete", name)
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, float]]:
+        start = f"{self.prefix}/" if self.prefix else ""
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=start + prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(start) :], item["LastModified"].timestamp()
+        except Exception as error:
+            self._fail(error, "list", start + prefix)
 
     def local_path(self, key: str) -> Path | None:
         self.object_key(key)

@@ -31,6 +31,7 @@ from reelforge.errors import (
     ConfigurationError,
     EngineError,
     InputError,
+    InsufficientStorage,
     Interruption,
     JobInterrupted,
     ServiceUnavailable,
@@ -140,13 +141,22 @@ class Worker:
         context_token = job_id_var.set(job.id)
         try:
             with running:
-                try:
-                    size, info, credits = self._generate(job, running.context, work)
-                except BaseException as error:
-                    if running.abandoned.is_set():
-                        return  # the heartbeat ended the job already
-                    self._finish_failed(job, running.context, error)
-                    return
+                outage = StorageOutage(self.settings.storage_outage_seconds)
+                while True:
+                    try:
+                        size, info, credits = self._generate(job, running.context, work)
+                        break
+                    except BaseException as error:
+                        if running.abandoned.is_set():
+                            return  # the heartbeat ended the job already
+                        if is_disk_full(error) or isinstance(error, InsufficientStorage):
+                            # Full while encoding: wait for room and make it again.
+                            with contextlib.suppress(FileNotFoundError):
+                                work.unlink()
+                            if outage.wait(running.context, error):
+                                continue
+                        self._finish_failed(job, running.context, error)
+                        return
             finished = self.store.complete(
                 job.id,
                 self.worker_id,
@@ -299,8 +309,7 @@ class Worker:
         context.report(PROGRESS_STORING, "storing")
         key = video_key(job.video_token)
         try:
-            has_posters = self._store_posters(job, key, source, clip.frame_count, posters)
-            size = self.storage.put_file(key, source, "video/mp4")
+            has_posters, size = self._store(job, context, key, source, clip.frame_count, posters)
         finally:
             source.unlink(missing_ok=True)  # a backend that copied leaves the source behind
         info: dict[str, Any] = {
@@ -314,6 +323,45 @@ class Worker:
             **clip.facts,
         }
         return size, info, clip.credits_used
+
+    def _store(
+        self,
+        job: JobRecord,
+        context: JobContext,
+        key: str,
+        source: Path,
+        frame_count: int,
+        posters: Posters | None,
+    ) -> tuple[bool, int]:
+        """Store the posters and the video: whether there are posters, and the size.
+
+        Storage that is unavailable (S3 down or hung, a full disk) is waited out like
+        other transient faults: the finished clip is kept and stored when storage comes
+        back, for up to ``REELFORGE_STORAGE_OUTAGE_SECONDS``. If it never does, whatever
+        of the job was stored is removed (nothing is left behind by a failed job)."""
+        outage = StorageOutage(self.settings.storage_outage_seconds)
+        while True:
+            try:
+                has_posters = self._store_posters(job, key, source, frame_count, posters)
+                return has_posters, self.storage.put_file(key, source, "video/mp4")
+            except BaseException as error:
+                transient = isinstance(error, ServiceUnavailable) or is_disk_full(error)
+                try:
+                    if transient and outage.wait(context, error):
+                        continue
+                except BaseException:  # cancelled, timed out or shut down while waiting
+                    self._remove_stored(job, key)
+                    raise
+                self._remove_stored(job, key)
+                raise
+
+    def _remove_stored(self, job: JobRecord, key: str) -> None:
+        """Best effort: storage that is still down leaves the objects to the orphan sweep."""
+        for name in video_files(key):
+            try:
+                self.storage.delete(name)
+            except Exception:
+                log.warning("could not delete a failed job's file", extra={"job_id": job.id})
 
     def _store_posters(
         self, job: JobRecord, key: str, video: Path, frame_count: int, posters: Posters | None
@@ -332,8 +380,8 @@ class Worker:
             self.storage.put_file(beside_video(key, SPRITESHEET_FILE_NAME), sprites, "image/jpeg")
             return True
         except Exception as error:
-            if is_disk_full(error):
-                raise
+            if is_disk_full(error) or isinstance(error, ServiceUnavailable):
+                raise  # storage is unavailable: waited out by ``_store``
             log.warning("could not make the video's posters", extra={"job_id": job.id})
             return False
         finally:
@@ -368,3 +416,36 @@ def _stop_when_cancelled(frames: Iterable[np.ndarray], context: JobContext) -> I
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
+
+
+STORAGE_RETRY_FIRST_SECONDS = 0.5
+STORAGE_RETRY_MAX_SECONDS = 10.0
+
+
+class StorageOutage:
+    """Back-off while storage is unavailable, for at most ``seconds`` in all."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._since: float | None = None
+        self._delay = STORAGE_RETRY_FIRST_SECONDS
+
+    def wait(self, context: JobContext, error: BaseException) -> bool:
+        """Sleep before the next try and return ``True``, or ``False`` once the outage
+        has lasted ``seconds`` (the job then fails). Wakes at once on cancellation."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        left = self.seconds - (now - self._since)
+        if left <= 0:
+            return False
+        throttle.log(
+            log,
+            logging.WARNING,
+            "storage unavailable",
+            f"storage unavailable ({type(error).__name__}); the job waits for it",
+        )
+        context.report(PROGRESS_STORING, "waiting for storage")
+        context.sleep(min(self._delay, left))
+        self._delay = min(self._delay * 2, STORAGE_RETRY_MAX_SECONDS)
+        return True

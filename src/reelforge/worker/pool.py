@@ -27,9 +27,11 @@ import time
 from reelforge.engines import EngineRouter
 from reelforge.errors import Interruption
 from reelforge.jobs import JobRecord, JobStore, KeyStore
+from reelforge.logs import throttle
 from reelforge.settings import Settings
 from reelforge.storage import Storage
 from reelforge.worker.loop import Worker
+from reelforge.worker.orphans import sweep_orphans
 from reelforge.worker.retention import sweep_expired_videos
 from reelforge.worker.webhooks import WebhookDispatcher
 
@@ -153,7 +155,7 @@ class WorkerPool:
     def _housekeep(self) -> None:
         interval = max(SWEEP_MIN_SECONDS, self.settings.lease_seconds / 2)
         holder = make_worker_id(-2, self._host)
-        next_retention = time.monotonic()
+        next_retention = next_orphans = time.monotonic()
         while not self.stop_event.wait(interval):
             try:
                 ended = self._store.sweep(self.settings.max_attempts)
@@ -162,8 +164,17 @@ class WorkerPool:
                 if time.monotonic() >= next_retention:
                     next_retention = time.monotonic() + self.settings.retention_sweep_seconds
                     sweep_expired_videos(self.settings, self._store, self._storage, holder)
-            except Exception:
-                log.warning("housekeeping failed; trying again later", exc_info=True)
+                if time.monotonic() >= next_orphans:
+                    next_orphans = time.monotonic() + self.settings.orphan_sweep_seconds
+                    sweep_orphans(self.settings, self._store, self._storage, holder)
+            except Exception as error:
+                throttle.log(
+                    log,
+                    logging.WARNING,
+                    "housekeeping failed",
+                    "housekeeping failed; trying again later",
+                    exc_info=error,
+                )
 
     def _abandoned(self, job: JobRecord) -> None:
         """A worker thread is stuck in an engine for good (see the module docstring)."""

@@ -1,7 +1,10 @@
 """Delivering webhooks from the outbox, as the Standard Webhooks specification says.
 
 Every worker process runs one ``WebhookDispatcher`` thread. It leases due deliveries
-(``jobs.outbox``), builds the payload from the job as it is now, signs it and POSTs it:
+(``jobs.outbox``) and hands each to a pool of senders (``REELFORGE_WEBHOOK_CONCURRENCY``,
+16), at most 2 at once to one receiver URL and 4 for one key, so one customer's slow
+receiver delays no one else's. A sender builds the payload from the job as it is now,
+signs it and POSTs it:
 
 * headers ``webhook-id`` (the message id, the same on every attempt, so a receiver can
   drop a repeat), ``webhook-timestamp`` and ``webhook-signature`` (``v1,<base64
@@ -22,6 +25,8 @@ import json
 import logging
 import random
 import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +37,7 @@ from reelforge.documents import generation_document, service_base_url
 from reelforge.errors import FetchError
 from reelforge.jobs import JobRecord, JobStore, KeyStore
 from reelforge.jobs.outbox import Delivery
+from reelforge.logs import throttle
 from reelforge.media.fetch import post_to_url
 from reelforge.media.netguard import FetchPolicy
 from reelforge.openai_videos import OPENAI_FLAVOUR, video_id
@@ -42,7 +48,6 @@ from reelforge.storage.signing import SECRET_NAME, load_signer
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60.0
-BATCH = 10
 JITTER = 0.1
 """Each retry waits its scheduled time plus up to this share of it."""
 
@@ -104,25 +109,119 @@ class WebhookDispatcher:
         self.signer = load_signer(settings, lambda: store.secret(SECRET_NAME))
         """Video URLs in payloads are signed like the API's (``storage.signing``)."""
         self._random = random.Random()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._by_url: Counter[str] = Counter()
+        self._by_owner: Counter[str] = Counter()
+        self._senders = ThreadPoolExecutor(
+            max_workers=settings.webhook_concurrency, thread_name_prefix="webhook"
+        )
 
     def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                busy = self.run_once()
-            except Exception:
-                log.exception("webhook dispatcher error; retrying")
-                busy = False
-            if not busy:
-                self.store.outbox.wait_for_work(self.settings.poll_seconds)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    busy = self.run_once()
+                except Exception as error:
+                    # An unreachable database fails every turn: once a minute, not a second.
+                    throttle.log(
+                        log,
+                        logging.ERROR,
+                        "webhook dispatcher error",
+                        "webhook dispatcher error; retrying",
+                        exc_info=error,
+                    )
+                    busy = False
+                if not busy:
+                    # New work, or a sender coming free (``outbox.wake``), ends the wait.
+                    self.store.outbox.wait_for_work(self.settings.poll_seconds)
+        finally:
+            # Deliveries in flight end within the receiver timeout; unsent ones were
+            # never claimed, and a lease left behind runs out.
+            self._senders.shutdown(wait=False, cancel_futures=True)
 
     def run_once(self) -> bool:
-        """Deliver what is due now; ``False`` when nothing was."""
+        """Hand what may be sent now to the senders; ``False`` when nothing was.
+
+        Claims only as many deliveries as there are free senders, and none for a URL
+        or a key already at its share (``REELFORGE_WEBHOOK_ENDPOINT_CONCURRENCY``,
+        ``REELFORGE_WEBHOOK_KEY_CONCURRENCY``), so a slow receiver holds at most its
+        share of senders while the others keep delivering everyone else's."""
+        settings = self.settings
+        with self._lock:
+            free = settings.webhook_concurrency - self._in_flight
+            skip_urls = [
+                url
+                for url, count in self._by_url.items()
+                if count >= settings.webhook_endpoint_concurrency
+            ]
+            skip_owners = [
+                owner
+                for owner, count in self._by_owner.items()
+                if count >= settings.webhook_key_concurrency
+            ]
+        if free <= 0:
+            return False
         due = self.store.outbox.claim_due(
-            self.dispatcher_id, limit=BATCH, lease_seconds=LEASE_SECONDS
+            self.dispatcher_id,
+            limit=free,
+            lease_seconds=max(LEASE_SECONDS, 2 * settings.webhook_timeout_seconds + 10),
+            skip_urls=skip_urls,
+            skip_owners=skip_owners,
         )
+        started = 0
         for delivery in due:
+            if not self._take_turn(delivery):
+                self.store.outbox.release(delivery.id, self.dispatcher_id)
+                continue
+            self._senders.submit(self._send, delivery)
+            started += 1
+        return started > 0
+
+    def _take_turn(self, delivery: Delivery) -> bool:
+        """Count ``delivery`` in flight if its URL, its key and the process have room."""
+        settings = self.settings
+        with self._lock:
+            if (
+                self._in_flight >= settings.webhook_concurrency
+                or self._by_url[delivery.url] >= settings.webhook_endpoint_concurrency
+                or self._by_owner[delivery.owner] >= settings.webhook_key_concurrency
+            ):
+                return False
+            self._in_flight += 1
+            self._by_url[delivery.url] += 1
+            self._by_owner[delivery.owner] += 1
+            return True
+
+    def _send(self, delivery: Delivery) -> None:
+        try:
             self.deliver(delivery)
-        return bool(due)
+        except Exception as error:  # the database went away mid-delivery: its lease ends
+            throttle.log(
+                log,
+                logging.ERROR,
+                "webhook delivery error",
+                "webhook delivery error; it is tried again when its lease ends",
+                exc_info=error,
+                extra={"job_id": delivery.job_id, "webhook": delivery.id},
+            )
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                for counts, name in (
+                    (self._by_url, delivery.url),
+                    (self._by_owner, delivery.owner),
+                ):
+                    counts[name] -= 1
+                    if counts[name] <= 0:
+                        del counts[name]
+            self.store.outbox.wake()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries being sent now."""
+        with self._lock:
+            return self._in_flight
 
     def deliver(self, delivery: Delivery) -> None:
         outbox, extra = self.store.outbox, {"job_id": delivery.job_id, "webhook": delivery.id}
