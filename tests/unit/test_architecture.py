@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "worker": 4,
     # 5: the HTTP edge
     "api": 5,
+    "doors": 5,
     # 6: the command line
     "cli": 6,
     "__main__": 6,
