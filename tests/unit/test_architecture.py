@@ -135,3 +135,9 @@ def test_the_sdk_imports_nothing_of_the_server() -> None:
         check=True,
     ).stdout.split()
     assert loaded == []
+
+
+def test_doors_reach_the_http_edge_only_through_its_protocol() -> None:
+    """``api`` includes the doors' routers, so a door importing ``api`` would be a cycle;
+    it uses ``doors.edge.Edge`` instead."""
+    assert {where for target, where in imports_by_package()["doors"] if target == "api"} == set()
