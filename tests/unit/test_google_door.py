@@ -86,6 +86,14 @@ def test_inputs_land_in_the_models_fields() -> None:
     assert lite["resolution"] == "720p"  # Google's default, not the catalogue's 1080p
 
 
+def test_inline_data_is_the_same_as_bytes() -> None:
+    inline = {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/4AAQ"}}
+    _, body = catalogue_request("veo-3.0-generate-001", request({"image": inline}))
+    assert body["image_url"] == "data:image/jpeg;base64,/9j/4AAQ"
+    with pytest.raises(InvalidRequest, match="mimeType"):
+        request({"image": {"bytesBase64Encoded": "AA==", "mimeType": "image/png;x=1,"}})
+
+
 def test_preview_ids_and_unknown_models() -> None:
     assert google_model_id("veo-3.1-generate-preview") == "veo-3.1-generate-001"
     assert google_model_id("veo-3.1-fast-generate-preview") == "veo-3.1-fast-generate-001"

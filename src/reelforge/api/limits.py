@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 MAX_JSON_DEPTH = 32
 """Deepest nesting of a JSON body; published bodies are 1 level deep."""
 MEDIA_FIELD_SUFFIXES = ("image_url", "image_urls", "video_url", "input_reference")
-INLINE_MEDIA_MARKERS = (b'bytesBase64Encoded"',)
-"""Google's inline images and videos (``{"bytesBase64Encoded": ...}``)."""
+INLINE_MEDIA_MARKERS = (b'bytesBase64Encoded"', b'inlineData"')
+"""Google's inline images and videos (``{"bytesBase64Encoded": ...}``, ``{"inlineData":
+{"data": ...}}``)."""
 """``image_url``, ``tail_image_url``, ``image_urls``, ``video_url``, OpenAI's
 ``input_reference``...: the fields that may make a body large (inline images and
 videos; the marker also finds a multipart part's ``name="input_reference"``)."""

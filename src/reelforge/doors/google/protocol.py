@@ -17,12 +17,25 @@ class _Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+MIME_PATTERN = r"^[A-Za-z0-9.+-]{1,50}/[A-Za-z0-9.+-]{1,50}$"
+INLINE_MARKERS = (b"bytesBase64Encoded", b"inlineData")
+"""Names under which inline images and videos arrive (a large body must hold one)."""
+
+
+class InlineData(_Wire):
+    """The Gemini API's ``{inlineData: {mimeType, data}}`` form of inline bytes."""
+
+    mime_type: str | None = Field(default=None, pattern=MIME_PATTERN)
+    data: str
+
+
 class Media(_Wire):
-    """An image or video: inline bytes (Base64) or a Cloud Storage URI."""
+    """An image or video: inline bytes (Base64, either spelling) or a Cloud Storage URI."""
 
     bytes_base64_encoded: str | None = None
+    inline_data: InlineData | None = None
     gcs_uri: str | None = None
-    mime_type: str | None = Field(default=None, max_length=100)
+    mime_type: str | None = Field(default=None, pattern=MIME_PATTERN)
 
 
 class ReferenceImage(_Wire):

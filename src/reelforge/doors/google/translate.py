@@ -77,16 +77,19 @@ def google_model_id(name: str) -> str:
 
 
 def _media_url(media: Media, where: str, kind: str) -> str:
-    if media.bytes_base64_encoded:
-        mime = media.mime_type or ("video/mp4" if kind == "video" else "image/png")
-        return f"data:{mime};base64,{media.bytes_base64_encoded}"
+    data, mime = media.bytes_base64_encoded, media.mime_type
+    if media.inline_data is not None:
+        data, mime = media.inline_data.data, media.inline_data.mime_type or mime
+    if data:
+        mime = mime or ("video/mp4" if kind == "video" else "image/png")
+        return f"data:{mime};base64,{data}"
     if media.gcs_uri:
         raise InvalidRequest(
             f"{where}.gcsUri: reelforge cannot read Cloud Storage; send the {kind} inline "
             "as bytesBase64Encoded",
             where,
         )
-    raise InvalidRequest(f"{where}: give bytesBase64Encoded", where)
+    raise InvalidRequest(f"{where}: give bytesBase64Encoded (or inlineData)", where)
 
 
 def _inputs(instance: Instance) -> dict[str, Any]:

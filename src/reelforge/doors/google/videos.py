@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from reelforge.catalog import MODELS
-from reelforge.doors.google.protocol import FetchRequest, PredictRequest
+from reelforge.doors.google.protocol import INLINE_MARKERS, FetchRequest, PredictRequest
 from reelforge.doors.google.translate import catalogue_request, google_message, google_model_id
 from reelforge.errors import InvalidRequest, NotFound, PayloadTooLarge, ReelforgeError
 from reelforge.generations import Generations
@@ -64,7 +64,7 @@ def parse(raw: bytes, max_text_bytes: int) -> dict[str, Any]:
         raise InvalidRequest("Invalid JSON payload received", None) from None
     if not isinstance(body, dict):
         raise InvalidRequest("Invalid JSON payload received: expected an object", None)
-    if len(raw) > max_text_bytes and b"bytesBase64Encoded" not in raw:
+    if len(raw) > max_text_bytes and not any(marker in raw for marker in INLINE_MARKERS):
         raise PayloadTooLarge(f"Request body is larger than {max_text_bytes} bytes")
     return body
 
