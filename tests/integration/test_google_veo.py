@@ -157,6 +157,42 @@ def test_first_and_last_frame(server: LiveServer, client: genai.Client, tmp_path
     )
 
 
+def test_reference_images_and_an_extension_on_veo_3_1(
+    server: LiveServer, client: genai.Client, tmp_path: Path
+) -> None:
+    references = finish(
+        client,
+        client.models.generate_videos(
+            model="veo-3.1-generate-001",
+            source=types.GenerateVideosSource(prompt="the two of them meet"),
+            config=types.GenerateVideosConfig(
+                duration_seconds=8,  # the only length Veo 3.1 makes from references
+                reference_images=[
+                    types.VideoGenerationReferenceImage(image=image(6), reference_type="ASSET"),
+                    types.VideoGenerationReferenceImage(image=image(7), reference_type="ASSET"),
+                ],
+            ),
+        ),
+    )
+    made = video_of(references, 0, tmp_path)
+    document = aimlapi_document(server, references.name, "google/veo-3.1-reference-to-video")
+    assert document["status"] == "completed" and made.frames == 8 * 24
+    source = references.result.generated_videos[0].video
+    extended = finish(
+        client,
+        client.models.generate_videos(
+            model="veo-3.1-generate-001",
+            source=types.GenerateVideosSource(prompt="and walk on", video=source),
+        ),
+    )
+    (tmp_path / "extended").mkdir()
+    longer = video_of(extended, 0, tmp_path / "extended")
+    assert longer.frames > made.frames
+    assert aimlapi_document(server, extended.name, "google/veo3-1-extend-video")["status"] == (
+        "completed"
+    )
+
+
 def test_sample_count_makes_that_many_videos(client: genai.Client, tmp_path: Path) -> None:
     operation = finish(
         client,
