@@ -1,0 +1,50 @@
+"""The Google door on a key's limits: the same caps as every door, and ``sampleCount``
+all or nothing (in-process: the real app and store, no workers, so jobs stay queued)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from reelforge.api.app import create_app
+from reelforge.settings import Settings
+
+pytestmark = pytest.mark.unit
+KEY = "google-tier-key"
+PREDICT = "/v1beta1/publishers/google/models/veo-3.0-fast-generate-001:predictLongRunning"
+
+
+@pytest.fixture
+def client(tmp_path) -> Iterator[TestClient]:
+    settings = Settings(home=tmp_path, workers=0, api_keys=KEY, default_max_queued=3)
+    with TestClient(create_app(settings), base_url="http://localhost") as test_client:
+        yield test_client
+
+
+def queued(client: TestClient) -> int:
+    listed = client.get(
+        "/v1/videos", params={"limit": 100}, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    return len(listed.json()["data"])
+
+
+def start(client: TestClient, samples: int):
+    return client.post(
+        PREDICT,
+        json={"instances": [{"prompt": "a kite"}], "parameters": {"sampleCount": samples}},
+        headers={"x-goog-api-key": KEY},
+    )
+
+
+def test_samples_count_against_the_keys_cap_all_or_nothing(client: TestClient) -> None:
+    assert start(client, 2).status_code == 200
+    assert queued(client) == 2
+    refused = start(client, 2)  # the second sample would be the key's fourth
+    assert refused.status_code == 429
+    assert refused.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert "max_queued" in refused.json()["error"]["message"]
+    assert queued(client) == 2, "the first sample of the refused operation is gone too"
+    assert start(client, 1).status_code == 200
+    assert queued(client) == 3
