@@ -18,7 +18,9 @@ PREDICT = "/v1beta1/publishers/google/models/veo-3.0-fast-generate-001:predictLo
 
 @pytest.fixture
 def client(tmp_path) -> Iterator[TestClient]:
-    settings = Settings(home=tmp_path, workers=0, api_keys=KEY, default_max_queued=3)
+    settings = Settings(
+        home=tmp_path, workers=0, api_keys=KEY, default_max_queued=3, default_rpm=50
+    )
     with TestClient(create_app(settings), base_url="http://localhost") as test_client:
         yield test_client
 
@@ -48,3 +50,11 @@ def test_samples_count_against_the_keys_cap_all_or_nothing(client: TestClient) -
     assert queued(client) == 2, "the first sample of the refused operation is gone too"
     assert start(client, 1).status_code == 200
     assert queued(client) == 3
+
+
+def test_creates_count_against_the_keys_requests_per_minute(client: TestClient) -> None:
+    first = start(client, 1)
+    assert first.headers["RateLimit-Limit"] == "50"
+    assert int(start(client, 1).headers["RateLimit-Remaining"]) < int(
+        first.headers["RateLimit-Remaining"]
+    )

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from reelforge.doors.edge import Kind, edge_of
 from reelforge.doors.google.protocol import FetchRequest
@@ -60,12 +59,14 @@ def _base_url(request: Request) -> str:
     return (request.app.state.services.settings.public_url or str(request.base_url)).rstrip("/")
 
 
-async def _create(request: Request, principal: Principal, model: str, prefix: str) -> JSONResponse:
+async def _create(
+    request: Request, principal: Principal, model: str, prefix: str
+) -> dict[str, Any]:
     videos = _videos(request)
     limit = request.app.state.services.settings.max_text_request_bytes
     body = parse(await request.body(), limit)
     google_model, operation = await run_in_threadpool(videos.create, model, body, principal)
-    return JSONResponse({"name": f"{prefix}models/{google_model}/operations/{operation}"})
+    return {"name": f"{prefix}models/{google_model}/operations/{operation}"}
 
 
 def _operation_id(name: str) -> str:
@@ -77,18 +78,18 @@ def _operation_id(name: str) -> str:
 
 async def _vertex_create(
     request: Request, principal: Creator, model: str, project: str = "", location: str = ""
-) -> JSONResponse:
+) -> dict[str, Any]:
     """Vertex AI: ``instances[0]`` (prompt, image, lastFrame, video, referenceImages) and
     ``parameters``; answers the operation's ``name``."""
     scope = f"projects/{project}/locations/{location}/" if project else ""
     return await _create(request, principal, model, f"{scope}publishers/google/")
 
 
-async def _vertex_fetch(request: Request, principal: Reader) -> JSONResponse:
+async def _vertex_fetch(request: Request, principal: Reader) -> dict[str, Any]:
     """Vertex AI: the operation named in ``operationName``, the videos inline when done."""
     body = parse(await request.body(), request.app.state.services.settings.max_text_request_bytes)
     name = validated(FetchRequest, body).operation_name
-    answer = await run_in_threadpool(
+    return await run_in_threadpool(
         _videos(request).operation,
         name,
         _operation_id(name),
@@ -96,7 +97,6 @@ async def _vertex_fetch(request: Request, principal: Reader) -> JSONResponse:
         "vertex",
         _base_url(request),
     )
-    return JSONResponse(answer)
 
 
 for _version in VERTEX_VERSIONS:
@@ -120,7 +120,7 @@ for _version in VERTEX_VERSIONS:
     f"/{GEMINI_VERSION}/models/{{model}}{PREDICT_SUFFIX}",
     summary="Start a video (Gemini API predictLongRunning)",
 )
-async def gemini_create(request: Request, principal: Creator, model: str) -> JSONResponse:
+async def gemini_create(request: Request, principal: Creator, model: str) -> dict[str, Any]:
     """The Gemini API's form; ``webhookConfig.uris[0]`` becomes the job's webhook."""
     return await _create(request, principal, model, "")
 
@@ -131,18 +131,18 @@ async def gemini_create(request: Request, principal: Creator, model: str) -> JSO
 )
 async def gemini_operation(
     request: Request, principal: Reader, model: str, operation: str
-) -> JSONResponse:
+) -> dict[str, Any]:
     """Done operations list ``generateVideoResponse.generatedSamples[].video.uri``."""
     name = f"models/{model}/operations/{operation}"
-    answer: dict[str, Any] = await run_in_threadpool(
+    return await run_in_threadpool(
         _videos(request).operation, name, operation, principal, "gemini", _base_url(request)
     )
-    return JSONResponse(answer)
 
 
 @router.get(f"/{GEMINI_VERSION}/files/{{file}}:download", summary="Download a video (Gemini API)")
 def gemini_download(
     request: Request,
+    response: Response,
     principal: Reader,
     file: str,
     alt: Annotated[str, Query(max_length=20)] = "media",
@@ -151,4 +151,8 @@ def gemini_download(
     if alt != "media":
         raise InvalidRequest("alt must be media", "alt")
     key = _videos(request).file_key(file, principal)
-    return edge_of(request).stream(request, key)
+    streamed = edge_of(request).stream(request, key)
+    for name, value in response.headers.items():  # the key's RateLimit-* headers
+        if name.lower().startswith("ratelimit-"):
+            streamed.headers[name] = value
+    return streamed
