@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -82,12 +81,6 @@ def validated(model: type[PredictRequest] | type[FetchRequest], body: dict) -> A
         else:
             message = f"{where or 'body'}: {first['msg']}"
         raise InvalidRequest(message, where or None) from None
-
-
-@dataclass(frozen=True)
-class Sample:
-    job: JobRecord
-    video: bytes | None = None
 
 
 class GoogleVideos:
