@@ -58,3 +58,24 @@ def test_creates_count_against_the_keys_requests_per_minute(client: TestClient) 
     assert int(start(client, 1).headers["RateLimit-Remaining"]) < int(
         first.headers["RateLimit-Remaining"]
     )
+
+
+def test_only_inline_media_makes_a_body_large(client: TestClient) -> None:
+    padding = "x" * (80 * 2**10)  # past the 64 KiB limit of bodies without media
+    text_only = client.post(
+        PREDICT,
+        json={"instances": [{"prompt": "a kite", "padding": padding}]},
+        headers={"x-goog-api-key": KEY},
+    )
+    assert text_only.status_code == 413
+    assert text_only.json()["error"]["status"] == "INVALID_ARGUMENT"
+    with_image = client.post(
+        PREDICT,
+        json={
+            "instances": [{"prompt": "a kite", "image": {"bytesBase64Encoded": "A" * len(padding)}}]
+        },
+        headers={"x-goog-api-key": KEY},
+    )
+    # Read whole and judged on its content: not an image, which is a 400 of its own.
+    assert with_image.status_code == 400, with_image.text
+    assert "instances[0].image" in with_image.json()["error"]["message"]

@@ -10,12 +10,13 @@ from reelforge.doors.google.protocol import PredictRequest
 from reelforge.doors.google.translate import (
     GOOGLE_MODELS,
     catalogue_request,
+    google_input_message,
     google_message,
     google_model_id,
 )
 from reelforge.doors.google.videos import job_ids, validated
 from reelforge.engines.google_models import DEFAULT_MODELS
-from reelforge.errors import InvalidRequest, NotFound
+from reelforge.errors import InvalidImage, InvalidRequest, NotFound
 
 pytestmark = pytest.mark.unit
 
@@ -136,6 +137,10 @@ def test_catalogue_errors_name_googles_parameters() -> None:
     )
     assert renamed.message == "parameters.durationSeconds: Invalid enum value"
     assert renamed.field == "parameters.durationSeconds"
+    image = google_input_message(InvalidImage("image_urls[1] is not a supported image"))
+    assert image.message == "instances[0].referenceImages[1] is not a supported image"
+    last = google_input_message(InvalidImage("tail_image_url: too small"))
+    assert last.message == "instances[0].lastFrame: too small"
 
 
 def test_the_protocol_refuses_unknown_names_and_more_than_one_instance() -> None:

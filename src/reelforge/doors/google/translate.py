@@ -16,7 +16,7 @@ from typing import Any
 from reelforge.catalog import MODELS, ModelSpec
 from reelforge.doors.google.protocol import Instance, Media, PredictRequest
 from reelforge.engines.google_models import DEFAULT_MODELS
-from reelforge.errors import InvalidRequest, NotFound
+from reelforge.errors import InputError, InvalidRequest, NotFound
 
 GOOGLE_MODELS: dict[str, tuple[str, ...]] = {}
 """Catalogue models by Google model id, in the catalogue's order."""
@@ -197,3 +197,17 @@ def google_message(error: InvalidRequest) -> InvalidRequest:
     message = error.message.removeprefix("Body validation error: ")
     message = message.removeprefix(f"{field}: ")
     return InvalidRequest(f"{google}: {message}", google)
+
+
+def google_input_message(error: InputError) -> InvalidRequest:
+    """An input refused at submit (``image_url is not a supported image...``), naming
+    where it was in Google's request."""
+    for field in sorted(GOOGLE_NAMES, key=len, reverse=True):
+        if error.message.startswith(field) and error.message[len(field) : len(field) + 1] in (
+            " ",
+            "[",
+            ":",
+        ):
+            google = GOOGLE_NAMES[field].removeprefix("parameters.")
+            return InvalidRequest(google + error.message[len(field) :], GOOGLE_NAMES[field])
+    return InvalidRequest(error.message, None)

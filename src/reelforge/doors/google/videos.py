@@ -18,8 +18,13 @@ from pydantic import ValidationError
 
 from reelforge.catalog import MODELS
 from reelforge.doors.google.protocol import INLINE_MARKERS, FetchRequest, PredictRequest
-from reelforge.doors.google.translate import catalogue_request, google_message, google_model_id
-from reelforge.errors import InvalidRequest, NotFound, PayloadTooLarge, ReelforgeError
+from reelforge.doors.google.translate import (
+    catalogue_request,
+    google_input_message,
+    google_message,
+    google_model_id,
+)
+from reelforge.errors import InputError, InvalidRequest, NotFound, PayloadTooLarge, ReelforgeError
 from reelforge.generations import Generations
 from reelforge.jobs import JobRecord, JobStatus, Principal
 from reelforge.settings import Settings
@@ -112,6 +117,8 @@ class GoogleVideos:
             return self._generations.submit(body, principal, info=info).job
         except InvalidRequest as error:
             raise google_message(error) from None
+        except InputError as error:
+            raise google_input_message(error) from None
 
     def samples(self, operation: str, principal: Principal) -> list[JobRecord]:
         """The operation's jobs, first one first."""
