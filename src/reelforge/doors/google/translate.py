@@ -11,6 +11,7 @@ true``), which are dropped. A resolution left out is Google's default, 720p.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from reelforge.catalog import MODELS, ModelSpec
@@ -202,12 +203,8 @@ def google_message(error: InvalidRequest) -> InvalidRequest:
 def google_input_message(error: InputError) -> InvalidRequest:
     """An input refused at submit (``image_url is not a supported image...``), naming
     where it was in Google's request."""
-    for field in sorted(GOOGLE_NAMES, key=len, reverse=True):
-        if error.message.startswith(field) and error.message[len(field) : len(field) + 1] in (
-            " ",
-            "[",
-            ":",
-        ):
-            google = GOOGLE_NAMES[field].removeprefix("parameters.")
-            return InvalidRequest(google + error.message[len(field) :], GOOGLE_NAMES[field])
-    return InvalidRequest(error.message, None)
+    field = re.match(r"[a-z_]+", error.message)
+    google = GOOGLE_NAMES.get(field.group()) if field else None
+    if field is None or google is None:
+        return InvalidRequest(error.message, None)
+    return InvalidRequest(google + error.message[field.end() :], google)
