@@ -326,7 +326,8 @@ def test_gemini_rest_form_with_file_download(server: LiveServer, tmp_path: Path)
     assert (facts.width, facts.height, facts.frames, facts.audio_codec) == (1280, 720, 96, None)
     part = httpx.get(uri, headers={"x-goog-api-key": server.key, "Range": "bytes=0-99"})
     assert part.status_code == 206 and len(part.content) == 100
-    unauthenticated = httpx.get(uri.replace(f"?key={server.key}", ""))
+    assert httpx.get(f"{uri}&key={server.key}").content == video.content
+    unauthenticated = httpx.get(uri)
     assert unauthenticated.status_code == 401
     assert unauthenticated.json()["error"]["status"] == "UNAUTHENTICATED"
 
