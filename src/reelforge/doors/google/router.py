@@ -1,8 +1,8 @@
 """Google's Veo API: Vertex AI's and the Gemini API's long-running predict routes.
 
 Thin: take the key (``x-goog-api-key``, ``?key=`` or a Bearer token), parse, call
-``GoogleVideos``, answer JSON. Errors leave in Google's shape (``errors.error_body``,
-applied by the API's one error handler for these paths).
+``GoogleVideos`` (on ``app.state.google``), answer JSON. Errors leave in Google's shape
+(``errors.error_body``, applied by the API's one error handler for these paths).
 """
 
 from __future__ import annotations
@@ -56,15 +56,18 @@ def _videos(request: Request) -> GoogleVideos:
 
 
 def _base_url(request: Request) -> str:
-    return (request.app.state.services.settings.public_url or str(request.base_url)).rstrip("/")
+    return (_videos(request).settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def _body_limit(request: Request) -> int:
+    return _videos(request).settings.max_text_request_bytes
 
 
 async def _create(
     request: Request, principal: Principal, model: str, prefix: str
 ) -> dict[str, Any]:
     videos = _videos(request)
-    limit = request.app.state.services.settings.max_text_request_bytes
-    body = parse(await request.body(), limit)
+    body = parse(await request.body(), _body_limit(request))
     google_model, operation = await run_in_threadpool(videos.create, model, body, principal)
     return {"name": f"{prefix}models/{google_model}/operations/{operation}"}
 
@@ -87,7 +90,7 @@ async def _vertex_create(
 
 async def _vertex_fetch(request: Request, principal: Reader) -> dict[str, Any]:
     """Vertex AI: the operation named in ``operationName``, the videos inline when done."""
-    body = parse(await request.body(), request.app.state.services.settings.max_text_request_bytes)
+    body = parse(await request.body(), _body_limit(request))
     name = validated(FetchRequest, body).operation_name
     return await run_in_threadpool(
         _videos(request).operation,

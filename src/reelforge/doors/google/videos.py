@@ -90,7 +90,7 @@ def validated(model: type[PredictRequest] | type[FetchRequest], body: dict) -> A
 
 class GoogleVideos:
     def __init__(self, settings: Settings, generations: Generations, storage: Storage) -> None:
-        self._settings = settings
+        self.settings = settings
         self._generations = generations
         self._storage = storage
 
