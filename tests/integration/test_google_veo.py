@@ -208,6 +208,38 @@ def test_sample_count_makes_that_many_videos(client: genai.Client, tmp_path: Pat
     assert not np.array_equal(first.first, second.first), "each sample has its own seed"
 
 
+def test_a_broken_image_is_refused_where_google_names_it(client: genai.Client) -> None:
+    png = encode_image(picture((1280, 720), seed=11), "PNG")
+    broken = types.Image(image_bytes=png[: len(png) // 3], mime_type="image/png")
+    with pytest.raises(errors.ClientError) as raised:
+        client.models.generate_videos(
+            model="veo-3.0-generate-001",
+            source=types.GenerateVideosSource(prompt="never made", image=broken),
+        )
+    assert raised.value.code == 400
+    assert raised.value.message.startswith("instances[0].image could not be decoded as PNG")
+
+
+def test_a_cancelled_generation_is_the_operations_error(
+    server: LiveServer, client: genai.Client
+) -> None:
+    operation = client.models.generate_videos(
+        model="veo-3.0-generate-001",
+        source=types.GenerateVideosSource(prompt="stopped on /v2"),
+        config=types.GenerateVideosConfig(duration_seconds=8),
+    )
+    job = f"{uuid.UUID(hex=operation.name.rsplit('/', 1)[-1])}:google/veo3"
+    cancel = httpx.post(
+        f"{server.url}/v2/video/generations/cancel",
+        params={"generation_id": job},
+        headers=server.headers(),
+    )
+    assert cancel.status_code == 200, cancel.text  # 8 s take far longer than this call
+    done = finish(client, operation)
+    assert done.response is None
+    assert done.error["code"] == 1 and "cancel" in done.error["message"].lower()
+
+
 def test_project_form_and_bearer_token(server: LiveServer) -> None:
     answer = httpx.post(
         f"{server.url}/v1/projects/p1/locations/us-central1/publishers/google/models/"
