@@ -29,12 +29,12 @@ log = logging.getLogger(__name__)
 MAX_JSON_DEPTH = 32
 """Deepest nesting of a JSON body; published bodies are 1 level deep."""
 MEDIA_FIELD_SUFFIXES = ("image_url", "image_urls", "video_url", "input_reference")
-INLINE_MEDIA_MARKERS = (b'bytesBase64Encoded"', b'inlineData"')
-"""Google's inline images and videos (``{"bytesBase64Encoded": ...}``, ``{"inlineData":
-{"data": ...}}``)."""
 """``image_url``, ``tail_image_url``, ``image_urls``, ``video_url``, OpenAI's
 ``input_reference``...: the fields that may make a body large (inline images and
 videos; the marker also finds a multipart part's ``name="input_reference"``)."""
+INLINE_MEDIA_MARKERS = (b'bytesBase64Encoded"', b'inlineData"')
+"""Google's inline images and videos (``{"bytesBase64Encoded": ...}``, ``{"inlineData":
+{"data": ...}}``)."""
 _MEDIA_MARKERS = (
     *(f'{suffix}"'.encode() for suffix in MEDIA_FIELD_SUFFIXES),
     *INLINE_MEDIA_MARKERS,
