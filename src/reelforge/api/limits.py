@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelforge.api.errors import error_response
 from reelforge.catalog.validation import body_error
+from reelforge.doors.google.protocol import INLINE_MARKERS
 from reelforge.errors import PayloadTooLarge, RequestTimeout, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ MEDIA_FIELD_SUFFIXES = ("image_url", "image_urls", "video_url", "input_reference
 """``image_url``, ``tail_image_url``, ``image_urls``, ``video_url``, OpenAI's
 ``input_reference``...: the fields that may make a body large (inline images and
 videos; the marker also finds a multipart part's ``name="input_reference"``)."""
-INLINE_MEDIA_MARKERS = (b'bytesBase64Encoded"', b'inlineData"')
+INLINE_MEDIA_MARKERS = tuple(name + b'"' for name in INLINE_MARKERS)
 """Google's inline images and videos (``{"bytesBase64Encoded": ...}``, ``{"inlineData":
 {"data": ...}}``)."""
 _MEDIA_MARKERS = (
