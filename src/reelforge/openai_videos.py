@@ -7,10 +7,14 @@ storage are shared, and one generation is visible through both APIs:
 * ids: a job ``<uuid>:<model>`` is the video ``video_<uuid as 32 hex digits>``; the model
   is found again among the catalogue's (one indexed query);
 * ``model``: a reelforge model id, or an OpenAI name mapped by ``REELFORGE_OPENAI_MODELS``
-  (default ``sora-2=veo2,sora-2-pro=google/veo-3.1-t2v``); with an ``input_reference``
-  a text-to-video model is swapped for its image-to-video sibling;
-* ``seconds`` and ``size`` become ``duration``, ``aspect_ratio`` and ``resolution``; a
-  value the model cannot make is a 400 naming the values it can.
+  (default ``sora-2=google/veo-3.1-t2v-fast,sora-2-pro=google/veo-3.1-t2v``: Veo 3.1
+  makes 4, 6 and 8 s, so Sora's ``"4"`` and ``"8"`` work as sent); with an
+  ``input_reference`` a text-to-video model is swapped for its image-to-video sibling;
+* ``seconds`` and ``size`` become ``duration``, ``aspect_ratio`` and ``resolution``;
+  left out, they are OpenAI's defaults (``"4"``, ``"720x1280"``) where the model makes
+  them. Sora Pro's ``1024x1792`` and ``1792x1024`` are made as the model's 1080p frame of
+  the same orientation; a value the model cannot make (Sora's ``"12"`` on Veo 3.1, whose
+  longest is 8 s) is a 400 naming the values it can, never a silently shorter video.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ VIDEO_ID_PREFIX = "video_"
 OPENAI_FLAVOUR = "openai"
 """``info["api"]`` of jobs made here: their webhooks are OpenAI's thin events."""
 DEFAULT_MODEL = "sora-2"
+DEFAULT_SECONDS = 4
+DEFAULT_SIZE = "720x1280"
+"""OpenAI's defaults for ``seconds`` and ``size``, used where the model makes them."""
+SIZE_STAND_INS = {"1024x1792": "1080x1920", "1792x1024": "1920x1080"}
+"""Sora Pro's tall and wide sizes, made as the 1080p frame of the same orientation."""
 IMAGE_SIBLINGS = {
     "veo2": "veo2/image-to-video",
     "google/veo3": "google/veo-3.0-i2v",
@@ -165,19 +174,31 @@ class OpenAIVideos:
         spec = self.model_for(requested, reference is not None)
         body: dict[str, Any] = {"model": spec.name, "prompt": prompt}
         seconds = fields.get("seconds")
+        if seconds is None and DEFAULT_SECONDS in durations(spec):
+            seconds = str(DEFAULT_SECONDS)
         if seconds is not None:
             allowed = durations(spec)
             text = str(seconds).strip()
             if not text.isdigit() or (allowed and int(text) not in allowed):
                 choices = ", ".join(f'"{value}"' for value in allowed)
+                made_by = (
+                    f" (made by {spec.name}, whose longest video is {max(allowed)} s)"
+                    if allowed and spec.name != (requested or DEFAULT_MODEL)
+                    else ""
+                )
                 raise InvalidRequest(
-                    f"seconds must be one of {choices} for model {requested or DEFAULT_MODEL}",
+                    f"seconds must be one of {choices} for model "
+                    f"{requested or DEFAULT_MODEL}{made_by}",
                     "seconds",
                 )
             body["duration"] = int(text)
         size = fields.get("size")
+        made = sizes(spec)
+        if size is None and DEFAULT_SIZE in made:
+            size = DEFAULT_SIZE
         if size is not None:
-            made = sizes(spec)
+            if isinstance(size, str) and size not in made:
+                size = SIZE_STAND_INS.get(size, size)
             if not isinstance(size, str) or size not in made:
                 raise InvalidRequest(
                     f"size must be one of {', '.join(made)} for model {requested or DEFAULT_MODEL}",

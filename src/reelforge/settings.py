@@ -231,10 +231,14 @@ class Settings(BaseSettings):
     """How long an open circuit skips its engine before one job probes it again."""
 
     openai_models: Annotated[dict[str, str], NoDecode] = Field(
-        default_factory=lambda: {"sora-2": "veo2", "sora-2-pro": "google/veo-3.1-t2v"}
+        default_factory=lambda: {
+            "sora-2": "google/veo-3.1-t2v-fast",
+            "sora-2-pro": "google/veo-3.1-t2v",
+        }
     )
     """OpenAI model names accepted by ``/v1/videos`` and the reelforge models that make
-    them, e.g. ``sora-2=veo2,sora-2-pro=google/veo-3.1-t2v`` (reelforge ids always work)."""
+    them, e.g. ``sora-2=google/veo-3.1-t2v-fast,sora-2-pro=google/veo-3.1-t2v`` (reelforge
+    ids always work). The defaults make Sora's ``seconds`` 4 and 8 (Veo 3.1: 4, 6, 8)."""
 
     # -- prompt enhancement (local engines) ----------------------------------------------
     enhancer: Literal["builtin", "llm", "off"] = "builtin"

@@ -116,6 +116,58 @@ def test_create_get_list_cancel_delete(client: TestClient) -> None:
     assert client.get(GENERATIONS, params={"generation_id": job}, headers=auth()).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("fields", "seconds", "size"),
+    [
+        ({}, "4", "720x1280"),  # OpenAI's defaults
+        ({"seconds": "4", "size": "1280x720"}, "4", "1280x720"),
+        ({"model": "sora-2-pro", "seconds": "8", "size": "1792x1024"}, "8", "1920x1080"),
+        ({"model": "sora-2-pro", "size": "1024x1792"}, "4", "1080x1920"),
+    ],
+)
+def test_sora_seconds_and_sizes_work_as_sent(
+    client: TestClient, fields: dict, seconds: str, size: str
+) -> None:
+    made = client.post("/v1/videos", json={"prompt": "a kite", **fields}, headers=auth())
+    assert made.status_code == 200, made.text
+    assert (made.json()["seconds"], made.json()["size"]) == (seconds, size)
+
+
+def test_twelve_seconds_is_refused_naming_what_is_made(client: TestClient) -> None:
+    refused = client.post("/v1/videos", json={"prompt": "x", "seconds": "12"}, headers=auth())
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["param"] == "seconds"
+    assert error["message"] == (
+        'seconds must be one of "4", "6", "8" for model sora-2 '
+        "(made by google/veo-3.1-t2v-fast, whose longest video is 8 s)"
+    )
+
+
+def test_the_google_door_answers_in_googles_shape(client: TestClient) -> None:
+    path = "/v1/publishers/google/models/veo-3.0-generate-001:predictLongRunning"
+    missing = client.post(path, json={"instances": [{"prompt": "x"}]})
+    assert missing.status_code == 401
+    assert missing.json()["error"]["status"] == "UNAUTHENTICATED"
+    made = client.post(
+        path, json={"instances": [{"prompt": "x"}]}, headers={"x-goog-api-key": KEYS[0]}
+    )
+    assert made.status_code == 200, made.text
+    name = made.json()["name"]
+    fetch = path.replace(":predictLongRunning", ":fetchPredictOperation")
+    queued = client.post(fetch, json={"operationName": name}, headers=auth())
+    assert queued.json() == {"name": name, "metadata": {"progressPercent": 0}, "done": False}
+    unknown = client.get("/v1beta/nothing-here", headers=auth())
+    assert unknown.json()["error"] == {
+        "code": 404,
+        "message": "Cannot GET /v1beta/nothing-here",
+        "status": "NOT_FOUND",
+    }
+    assert client.get("/v1/videos/video_nope", headers=auth()).json()["error"]["type"] == (
+        "invalid_request_error"
+    )
+
+
 def test_models_lists_the_whole_catalogue(client: TestClient) -> None:
     listed = client.get("/v2/models").json()["data"]
     assert [model["id"] for model in listed] == list(MODELS)
@@ -125,12 +177,15 @@ def test_models_lists_the_whole_catalogue(client: TestClient) -> None:
 def test_the_openai_door_validates_and_shows_the_same_job(client: TestClient) -> None:
     bad = client.post("/v1/videos", json={"prompt": "x", "size": "999x999"}, headers=auth())
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "size"
-    made = client.post("/v1/videos", json={"prompt": "a kite", "seconds": "5"}, headers=auth())
+    made = client.post("/v1/videos", json={"prompt": "a kite", "seconds": "8"}, headers=auth())
     assert made.status_code == 200, made.text
     video = made.json()
-    assert video["status"] == "queued" and video["model"] == "sora-2" and video["seconds"] == "5"
+    assert video["status"] == "queued" and video["model"] == "sora-2" and video["seconds"] == "8"
     hexed = video["id"].removeprefix("video_")
-    job = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}:veo2"
+    job = (
+        f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+        ":google/veo-3.1-t2v-fast"
+    )
     assert (
         client.get(GENERATIONS, params={"generation_id": job}, headers=auth()).json()["status"]
         == "queued"

@@ -164,6 +164,7 @@ def test_cors_for_configured_origins(tmp_path) -> None:
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == origin
         assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        assert "x-goog-api-key" in allowed.headers["access-control-allow-headers"].lower()
         other = preflight(live, "https://evil.example")
         assert other.headers.get("access-control-allow-origin") != "https://evil.example"
         response = httpx.get(

@@ -34,7 +34,7 @@ def client(server: LiveServer) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def finished(client: openai.OpenAI):
-    """One completed sora-2 (veo2) video, 6 s portrait, shared by the read-only tests."""
+    """One completed sora-2 (Veo 3.1 Fast) video, 6 s portrait, shared by the read-only tests."""
     video = client.videos.create_and_poll(
         prompt="a paper boat on a rainy street", seconds="6", size="720x1280"
     )
@@ -78,7 +78,7 @@ def test_one_generation_is_visible_through_both_apis(
     same = [item for item in listed if item["id"].split(":")[0].replace("-", "") in finished.id]
     assert len(same) == 1
     document = same[0]
-    assert document["model"] == "veo2" and document["status"] == "completed"
+    assert document["model"] == "google/veo-3.1-t2v-fast" and document["status"] == "completed"
     assert document["video"]["width"] == 720 and document["video"]["thumbnail_url"]
     assert httpx.get(document["video"]["thumbnail_url"]).headers["content-type"] == "image/jpeg"
     # ... and a job made on /v2 can be read on /v1.
@@ -92,16 +92,16 @@ def test_an_uploaded_input_reference_makes_an_image_to_video(
 ) -> None:
     png = encode_image(picture((1280, 720), seed=8), "PNG")
     video = client.videos.create_and_poll(
-        prompt="slow zoom", input_reference=("start.png", png, "image/png"), seconds="5"
+        prompt="slow zoom", input_reference=("start.png", png, "image/png"), seconds="4"
     )
     assert video.status == "completed", video
     job = "-".join(_uuid_parts(video.id))
     document = httpx.get(
         f"{server.url}/v2/video/generations",
         headers=server.headers(),
-        params={"generation_id": f"{job}:veo2/image-to-video"},
+        params={"generation_id": f"{job}:google/veo-3.1-i2v-fast"},
     ).json()
-    assert document["status"] == "completed" and document["model"] == "veo2/image-to-video"
+    assert document["status"] == "completed" and document["model"] == "google/veo-3.1-i2v-fast"
     with pytest.raises(openai.BadRequestError) as caught:
         client.videos.create(prompt="x", input_reference=("a.txt", b"not an image", "text/plain"))
     assert caught.value.body["param"] == "input_reference"
@@ -140,7 +140,7 @@ def test_remix_keeps_model_inputs_and_seed(
         return httpx.get(
             f"{server.url}/v2/video/generations",
             headers=server.headers(),
-            params={"generation_id": f"{job}:veo2"},
+            params={"generation_id": f"{job}:google/veo-3.1-t2v-fast"},
         ).json()["seed"]
 
     assert seed(remix.id) == seed(finished.id)
@@ -168,7 +168,7 @@ def test_errors_are_the_sdks_own_types(server: LiveServer, client: openai.OpenAI
         stranger.videos.list()
     assert unauthorized.value.status_code == 401
     with pytest.raises(openai.BadRequestError) as bad_size:
-        client.videos.create(prompt="x", size="1792x1024")
+        client.videos.create(prompt="x", size="1024x1024")
     assert bad_size.value.body["param"] == "size"
     assert "1280x720, 720x1280" in bad_size.value.body["message"]
     with pytest.raises(openai.BadRequestError) as bad_seconds:

@@ -344,3 +344,23 @@ def test_a_worker_killed_mid_delivery_does_not_lose_it(database, tmp_path, recei
         for worker in workers:
             worker.stop()
         api_server.stop()
+
+
+def test_a_gemini_webhook_config_is_the_jobs_webhook(server, receiver) -> None:
+    """``webhookConfig.uris[0]`` of the Gemini API's form becomes reelforge's own signed
+    webhook (its payload is reelforge's generation event, not a Google one)."""
+    answer = httpx.post(
+        f"{server.url}/v1beta/models/veo-2.0-generate-001:predictLongRunning",
+        headers={"x-goog-api-key": server.db_key},
+        json={
+            "instances": [{"prompt": "a lantern on a pier"}],
+            "parameters": {"durationSeconds": 5},
+            "webhookConfig": {"uris": [receiver.url]},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    wait_until(lambda: receiver.delivered(), timeout=60)
+    event = verify(receiver.delivered()[0], secret_of(server))
+    assert event["type"] == "generation.completed"
+    job_hex = answer.json()["name"].rsplit("/", 1)[-1]
+    assert event["data"]["id"].split(":")[0].replace("-", "") == job_hex

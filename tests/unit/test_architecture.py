@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "worker": 4,
     # 5: the HTTP edge
     "api": 5,
+    "doors": 5,
     # 6: the command line
     "cli": 6,
     "__main__": 6,
@@ -134,3 +135,9 @@ def test_the_sdk_imports_nothing_of_the_server() -> None:
         check=True,
     ).stdout.split()
     assert loaded == []
+
+
+def test_doors_reach_the_http_edge_only_through_its_protocol() -> None:
+    """``api`` includes the doors' routers, so a door importing ``api`` would be a cycle;
+    it uses ``doors.edge.Edge`` instead."""
+    assert {where for target, where in imports_by_package()["doors"] if target == "api"} == set()

@@ -50,8 +50,8 @@ def test_video_ids_round_trip_to_the_job() -> None:
 
 def test_model_names_and_image_siblings() -> None:
     videos = OpenAIVideos(Settings(), generations=None)  # type: ignore[arg-type]
-    assert videos.model_for(None, False).name == "veo2"
-    assert videos.model_for("sora-2", True).name == "veo2/image-to-video"
+    assert videos.model_for(None, False).name == "google/veo-3.1-t2v-fast"
+    assert videos.model_for("sora-2", True).name == "google/veo-3.1-i2v-fast"
     assert videos.model_for("sora-2-pro", True).name == "google/veo-3.1-i2v"
     assert videos.model_for("google/veo3", False).name == "google/veo3"
     with pytest.raises(InvalidRequest) as unknown:
@@ -62,6 +62,15 @@ def test_model_names_and_image_siblings() -> None:
     assert "input_reference" in no_image.value.message
     for text, image in IMAGE_SIBLINGS.items():
         assert MODELS[image].field("image_url") and not MODELS[text].field("image_url")
+
+
+def test_the_default_models_make_soras_seconds() -> None:
+    """Sora code sends "4" (its default) or "8"; "12" is longer than any Veo video."""
+    videos = OpenAIVideos(Settings(), generations=None)  # type: ignore[arg-type]
+    for name in ("sora-2", "sora-2-pro"):
+        for with_reference in (False, True):
+            made = durations(videos.model_for(name, with_reference))
+            assert {4, 8} <= set(made) and 12 not in made
 
 
 def test_a_mapping_to_an_unknown_model_stops_start_up() -> None:

@@ -21,6 +21,7 @@ from reelforge import __version__, metrics
 from reelforge.api import files, openai, routes
 from reelforge.api.deps import Services, ServicesDep
 from reelforge.api.docs import add_docs
+from reelforge.api.edge import HttpEdge
 from reelforge.api.errors import RequestContextMiddleware, install_error_handlers
 from reelforge.api.limits import BodyLimitMiddleware
 from reelforge.api.observe import ObserveMiddleware
@@ -32,6 +33,7 @@ from reelforge.api.security import (
     allowed_hosts,
 )
 from reelforge.catalog import MODELS, describe_model, price_table
+from reelforge.doors import google
 from reelforge.engines import EngineRouter
 from reelforge.engines.routing import engine_health, held_leases
 from reelforge.errors import NotFound, Unauthorized
@@ -161,6 +163,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     app.state.engines = engines
+    app.state.edge = HttpEdge(services)
+    app.state.google = google.GoogleVideos(settings, services.generations, services.storage)
     jobs = services.database.jobs
     app.state.url_signer = load_signer(settings, lambda: jobs.secret(SECRET_NAME))
     install_error_handlers(app)
@@ -174,6 +178,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         read_timeout=settings.read_timeout_seconds,
         body_timeout=settings.body_timeout_seconds,
         large_body_paths=(*routes.PATHS, openai.PATH),
+        large_body_suffixes=(google.PREDICT_SUFFIX,),
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -189,6 +194,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer has an id
     app.include_router(routes.router)
     app.include_router(openai.router)
+    app.include_router(google.router)
     app.include_router(files.router)
 
     def routed_engines() -> dict[str, dict[str, Any]]:

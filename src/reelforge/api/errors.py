@@ -2,7 +2,8 @@
 
 The AI/ML API shape ``{message, path, requestId, statusCode, timestamp}`` everywhere but
 under ``/v1/`` (the OpenAI Videos API), where it is OpenAI's ``{"error": {message, type,
-param, code}}`` so the ``openai`` SDK raises its own typed errors. The request id is also
+param, code}}`` so the ``openai`` SDK raises its own typed errors, and on Google's paths
+(``doors.google``), where it is ``{"error": {code, message, status}}``. The request id is also
 in the ``x-request-id`` header, so a user can quote it and an operator can find the log
 line.
 """
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelforge import __version__
 from reelforge.catalog.fields import describe
+from reelforge.doors import google
 from reelforge.errors import ReelforgeError, snake_case
 from reelforge.jobs.db import unavailable
 from reelforge.logs import throttle
@@ -59,7 +61,9 @@ def error_response(
 ) -> JSONResponse:
     rid = request_id(request)
     body: dict[str, object]
-    if request.url.path.startswith(OPENAI_PREFIX):
+    if google.is_google_path(request.url.path):
+        body = google.error_body(status_code, message)
+    elif request.url.path.startswith(OPENAI_PREFIX):
         kind = "server_error" if status_code >= 500 else "invalid_request_error"
         body = {
             "error": {

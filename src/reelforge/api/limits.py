@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelforge.api.errors import error_response
 from reelforge.catalog.validation import body_error
+from reelforge.doors.google.protocol import INLINE_MARKERS
 from reelforge.errors import PayloadTooLarge, RequestTimeout, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,13 @@ MEDIA_FIELD_SUFFIXES = ("image_url", "image_urls", "video_url", "input_reference
 """``image_url``, ``tail_image_url``, ``image_urls``, ``video_url``, OpenAI's
 ``input_reference``...: the fields that may make a body large (inline images and
 videos; the marker also finds a multipart part's ``name="input_reference"``)."""
-_MEDIA_MARKERS = tuple(f'{suffix}"'.encode() for suffix in MEDIA_FIELD_SUFFIXES)
+INLINE_MEDIA_MARKERS = tuple(name + b'"' for name in INLINE_MARKERS)
+"""Google's inline images and videos (``{"bytesBase64Encoded": ...}``, ``{"inlineData":
+{"data": ...}}``)."""
+_MEDIA_MARKERS = (
+    *(f'{suffix}"'.encode() for suffix in MEDIA_FIELD_SUFFIXES),
+    *INLINE_MEDIA_MARKERS,
+)
 _MARKER_CHARS = max(len(marker) for marker in _MEDIA_MARKERS)
 BUSY_RETRY_SECONDS = 2
 
@@ -51,11 +58,13 @@ def too_large_message(limit: int, *, without_image: bool = False) -> str:
 class BodyLimitMiddleware:
     """Per-request size limits, a process-wide in-flight budget and body read timeouts.
 
-    ``large_body_paths`` (the create routes) may carry ``max_body_bytes`` if the body
-    holds an image field; every other body is limited to ``max_text_body_bytes``. While a
-    body is incomplete each read must arrive within ``read_timeout`` seconds and the
-    whole body within ``body_timeout`` (408 otherwise); after it, reads pass through
-    untouched (a streaming response listens for the disconnect for as long as it runs).
+    ``large_body_paths`` (the create routes) and paths ending in one of
+    ``large_body_suffixes`` (Google's ``:predictLongRunning``) may carry
+    ``max_body_bytes`` if the body holds an image field; every other body is limited to
+    ``max_text_body_bytes``. While a body is incomplete each read must arrive within
+    ``read_timeout`` seconds and the whole body within ``body_timeout`` (408 otherwise);
+    after it, reads pass through untouched (a streaming response listens for the
+    disconnect for as long as it runs).
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class BodyLimitMiddleware:
         read_timeout: float,
         body_timeout: float,
         large_body_paths: Collection[str],
+        large_body_suffixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -76,6 +86,7 @@ class BodyLimitMiddleware:
         self.read_timeout = read_timeout
         self.body_timeout = body_timeout
         self.large_body_paths = frozenset(large_body_paths)
+        self.large_body_suffixes = large_body_suffixes
         self.inflight = 0
         """Body bytes reserved by requests being handled (one event loop: no lock)."""
 
@@ -83,7 +94,8 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        large = scope["path"] in self.large_body_paths
+        path = scope["path"]
+        large = path in self.large_body_paths or path.endswith(self.large_body_suffixes)
         limit = self.max_body_bytes if large else self.max_text_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:

@@ -151,4 +151,12 @@ CORS_EXPOSED_HEADERS = (
     "accept-ranges",
     "content-length",
 )
-CORS_ALLOWED_HEADERS = ("authorization", "content-type", "idempotency-key", "range", "if-range")
+CORS_ALLOWED_HEADERS = (
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "range",
+    "if-range",
+    "x-goog-api-key",  # Google's SDKs send the key so (the Google door)
+    "x-goog-api-client",
+)
