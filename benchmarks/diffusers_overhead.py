@@ -19,6 +19,7 @@ def diffusers_engine(scale: Scale) -> list[Result]:
 
         from reelforge.engines.base import GenerationRequest, Inputs, JobContext
         from reelforge.engines.diffusers import DiffusersEngine
+        from reelforge.engines.diffusers.recipes import resolve
         from reelforge.settings import Settings
     except ImportError as error:
         return [
@@ -46,7 +47,8 @@ def diffusers_engine(scale: Scale) -> list[Result]:
         )
         info = engine.models.inspect(str(path))
         _, pipe = engine.models.pipeline(str(path), "text")
-        plan = engine._plan(info, pipe, request)
+        sampling = resolve(info.recipe, None, settings)
+        plan = engine._plan(info, pipe, request, sampling, Inputs())
 
         def whole() -> float:
             started = time.perf_counter()
@@ -62,8 +64,10 @@ def diffusers_engine(scale: Scale) -> list[Result]:
                 height=plan.size[1],
                 width=plan.size[0],
                 num_frames=plan.frames,
-                num_inference_steps=plan.steps,
-                guidance_scale=plan.guidance,
+                num_inference_steps=sampling.steps,
+                guidance_scale=sampling.guidance,
+                negative_prompt=sampling.negative_prompt,
+                **dict(sampling.call_args),
                 generator=torch.Generator().manual_seed(request.seed),
                 output_type="pt",
             )
