@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -68,6 +69,16 @@ def finished_job_with_webhook(store: JobStore, owner: str, url: str, storage: Lo
     return job_id
 
 
+def run_once(dispatcher: WebhookDispatcher) -> bool:
+    """One dispatcher turn, waited out: its deliveries are sent on sender threads."""
+    started = dispatcher.run_once()
+    deadline = time.monotonic() + 15
+    while dispatcher.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert dispatcher.in_flight == 0, "a delivery did not finish within 15 s"
+    return started
+
+
 def dispatcher(store: JobStore, keys: KeyStore, tmp_path: Path, policy: FetchPolicy):
     settings = Settings(home=tmp_path / "home", _env_file=None)
     return WebhookDispatcher(
@@ -87,13 +98,13 @@ def test_a_refused_address_is_given_up_at_once(db_engine, tmp_path, receiver) ->
     key, _ = keys.create("hooks")
     job_id = finished_job_with_webhook(store, key.id, url, LocalStorage(tmp_path / "files"))
     # This worker's policy does not allow loopback (the API's that accepted it did).
-    assert dispatcher(store, keys, tmp_path, FetchPolicy()).run_once()
+    assert run_once(dispatcher(store, keys, tmp_path, FetchPolicy()))
     (delivery,) = store.outbox.for_job(job_id)
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.attempts == 1
     assert "REELFORGE_FETCH_ALLOW" in (delivery.last_error or "")
     assert hits == []
-    assert not dispatcher(store, keys, tmp_path, FetchPolicy()).run_once()  # nothing due
+    assert not run_once(dispatcher(store, keys, tmp_path, FetchPolicy()))  # nothing due
 
 
 def test_an_allowed_address_is_still_delivered(db_engine, tmp_path, receiver) -> None:
@@ -101,7 +112,7 @@ def test_an_allowed_address_is_still_delivered(db_engine, tmp_path, receiver) ->
     store, keys = JobStore(db_engine), KeyStore(db_engine, [])
     key, _ = keys.create("hooks")
     job_id = finished_job_with_webhook(store, key.id, url, LocalStorage(tmp_path / "files"))
-    assert dispatcher(store, keys, tmp_path, FetchPolicy(allow=("127.0.0.1",))).run_once()
+    assert run_once(dispatcher(store, keys, tmp_path, FetchPolicy(allow=("127.0.0.1",))))
     (delivery,) = store.outbox.for_job(job_id)
     assert delivery.status is DeliveryStatus.DELIVERED and len(hits) == 1
 
