@@ -51,7 +51,6 @@ from reelforge.engines.upstream import (
     maybe_started,
 )
 from reelforge.errors import UpstreamError, unbilled
-from reelforge.media.netguard import FetchPolicy
 from reelforge.retrying import (
     RETRYABLE_STATUSES,
     SAFE_CREATE_RETRY_STATUSES,
@@ -173,14 +172,8 @@ class FalEngine(UpstreamEngine[tuple[str, dict[str, Any]], str]):
 
     @classmethod
     def from_settings(cls, settings: Settings, instance: str) -> FalEngine:
-        config = settings.engines[instance]
-        options = UpstreamOptions(
-            policy=FetchPolicy.from_settings(settings),
-            poll_seconds=config.poll_seconds,
-            timeout_seconds=config.timeout_seconds,
-            max_video_bytes=settings.max_video_bytes,
-        )
-        return cls(instance, config, options=options)
+        options = UpstreamOptions.for_instance(settings, instance)
+        return cls(instance, settings.engines[instance], options=options)
 
     def __repr__(self) -> str:
         return f"FalEngine({self.name!r}, base_url={self.base_url!r})"

@@ -57,7 +57,6 @@ from reelforge.engines.upstream import (
 )
 from reelforge.errors import ConfigurationError, UpstreamError, unbilled
 from reelforge.media.fetch import format_size
-from reelforge.media.netguard import FetchPolicy
 from reelforge.retrying import RETRYABLE_STATUSES, never_sent, parse_retry_after
 from reelforge.settings import EngineInstance, Settings
 
@@ -107,14 +106,8 @@ class OpenAIVideosEngine(UpstreamEngine[dict[str, Any], str]):
 
     @classmethod
     def from_settings(cls, settings: Settings, instance: str) -> OpenAIVideosEngine:
-        config = settings.engines[instance]
-        options = UpstreamOptions(
-            policy=FetchPolicy.from_settings(settings),
-            poll_seconds=config.poll_seconds,
-            timeout_seconds=config.timeout_seconds,
-            max_video_bytes=settings.max_video_bytes,
-        )
-        return cls(instance, config, options=options)
+        options = UpstreamOptions.for_instance(settings, instance)
+        return cls(instance, settings.engines[instance], options=options)
 
     def __repr__(self) -> str:
         return f"OpenAIVideosEngine({self.name!r}, base_url={self.base_url!r})"

@@ -152,6 +152,18 @@ class UpstreamOptions:
             max_video_bytes=settings.max_video_bytes,
         )
 
+    @classmethod
+    def for_instance(cls, settings: Settings, instance: str) -> UpstreamOptions:
+        """The options of the configured engine ``instance`` (``settings.engines``): its
+        own poll and timeout, and the shared ones."""
+        config = settings.engines[instance]
+        return cls(
+            policy=FetchPolicy.from_settings(settings),
+            poll_seconds=config.poll_seconds,
+            timeout_seconds=config.timeout_seconds,
+            max_video_bytes=settings.max_video_bytes,
+        )
+
 
 class UpstreamEngine(ABC, Generic[P, R]):
     """An engine whose videos are made by a remote service; one instance serves every
