@@ -673,3 +673,18 @@ FAMILY_BUILDERS = {
     "hunyuan15_i2v": hunyuan15_i2v,
 }
 BUILDERS.update(FAMILY_BUILDERS)
+
+
+def request(model: str = "veo2", **overrides: Any) -> Any:
+    """The small generation request the diffusers tests run (1 s, 64x48, seed 7)."""
+    from reelforge.engines.base import GenerationRequest
+
+    values = {
+        "model": model,
+        "prompt": "a fox running through snow",
+        "duration_seconds": 1,
+        "width": 64,
+        "height": 48,
+        "seed": 7,
+    }
+    return GenerationRequest(**{**values, **overrides})

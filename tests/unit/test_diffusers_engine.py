@@ -21,7 +21,7 @@ from PIL import Image
 
 import tiny_pipelines
 from reelforge.engines import EngineFactory, EngineRouter
-from reelforge.engines.base import GenerationRequest, Inputs, JobContext
+from reelforge.engines.base import Inputs, JobContext
 from reelforge.engines.diffusers import DiffusersEngine
 from reelforge.engines.diffusers import loading as loading_module
 from reelforge.engines.diffusers.audio import fit_length
@@ -41,6 +41,7 @@ from reelforge.engines.diffusers.resample import (
     source_positions,
 )
 from reelforge.errors import EngineError, Interruption, JobInterrupted, ServiceUnavailable
+from tiny_pipelines import request
 
 pytestmark = pytest.mark.unit
 
@@ -75,18 +76,6 @@ def make_engine(settings, models):
     yield make
     for engine in engines:
         engine.close()
-
-
-def request(**overrides) -> GenerationRequest:
-    values = {
-        "model": "veo2",
-        "prompt": "a fox running through snow",
-        "duration_seconds": 1,
-        "width": 64,
-        "height": 48,
-        "seed": 7,
-    }
-    return GenerationRequest(**{**values, **overrides})
 
 
 def photo(color: str = "orange", size: tuple[int, int] = (300, 200)) -> Image.Image:

@@ -18,7 +18,7 @@ from PIL import Image
 
 import tiny_pipelines
 from reelforge.engines import EngineRouter
-from reelforge.engines.base import GenerationRequest, Inputs, JobContext, VideoInput
+from reelforge.engines.base import Inputs, JobContext, VideoInput
 from reelforge.engines.diffusers import DiffusersEngine
 from reelforge.engines.diffusers.conditioning import last_frames
 from reelforge.engines.diffusers.engine import segment_lengths
@@ -26,6 +26,7 @@ from reelforge.errors import EngineError, Interruption, JobInterrupted
 from reelforge.media.fit import fit_frame
 from reelforge.media.videos import probe_video
 from reelforge.settings import DiffusersModel
+from tiny_pipelines import request
 from video_samples import numbered_frame, write_video
 
 pytestmark = pytest.mark.unit
@@ -67,18 +68,6 @@ MODELS = (
     "google/veo-3.1-reference-to-video",
     "google/veo3-1-extend-video",
 )
-
-
-def request(model: str = "veo2", **overrides) -> GenerationRequest:
-    values = {
-        "model": model,
-        "prompt": "a fox running through snow",
-        "duration_seconds": 1,
-        "width": 64,
-        "height": 48,
-        "seed": 7,
-    }
-    return GenerationRequest(**{**values, **overrides})
 
 
 def generate(engine, req=None, inputs=None):

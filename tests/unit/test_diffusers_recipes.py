@@ -31,6 +31,7 @@ from reelforge.engines.diffusers.engine import segment_lengths
 from reelforge.engines.diffusers.families import configured, detect
 from reelforge.errors import EngineError
 from reelforge.settings import DiffusersModel, Settings
+from tiny_pipelines import request
 
 pytestmark = pytest.mark.unit
 
@@ -340,18 +341,6 @@ def engine_for(settings, models):
     yield make
     for engine in engines:
         engine.close()
-
-
-def request(**overrides) -> GenerationRequest:
-    values = {
-        "model": "veo2",
-        "prompt": "a fox running through snow",
-        "duration_seconds": 1,
-        "width": 64,
-        "height": 48,
-        "seed": 7,
-    }
-    return GenerationRequest(**{**values, **overrides})
 
 
 def generate(engine: DiffusersEngine, req: GenerationRequest | None = None, inputs=None):

@@ -17,11 +17,12 @@ from PIL import Image
 
 import tiny_pipelines
 from reelforge.engines import EngineRouter
-from reelforge.engines.base import GenerationRequest, Inputs, JobContext
+from reelforge.engines.base import Inputs, JobContext
 from reelforge.engines.diffusers import DiffusersEngine, acceleration
 from reelforge.engines.diffusers import loading as loading_module
 from reelforge.errors import ConfigurationError, ServiceUnavailable
 from reelforge.settings import DiffusersModel
+from tiny_pipelines import request
 
 pytestmark = pytest.mark.unit
 
@@ -75,18 +76,6 @@ def make_engine(settings, models):
     yield make
     for engine in engines:
         engine.close()
-
-
-def request(**overrides) -> GenerationRequest:
-    values = {
-        "model": "veo2",
-        "prompt": "a fox running through snow",
-        "duration_seconds": 1,
-        "width": 64,
-        "height": 48,
-        "seed": 7,
-    }
-    return GenerationRequest(**{**values, **overrides})
 
 
 def run(engine: DiffusersEngine, name: str = "wan_t2v", **overrides) -> tuple[np.ndarray, dict]:
