@@ -41,7 +41,10 @@ def timeout_message(limit_seconds: float, source: str = "global") -> str:
     if source == "global":
         raise_what = "REELFORGE_JOB_TIMEOUT_SECONDS"
     else:
-        raise_what = "the model's timeout_seconds (or REELFORGE_JOB_TIMEOUT_MAX_SECONDS)"
+        raise_what = (
+            f"the {source} engine's budget (a diffusers model's timeout_seconds) or "
+            "REELFORGE_JOB_TIMEOUT_MAX_SECONDS"
+        )
     return (
         f"the generation took longer than the {limit_seconds:g} s limit ({source} budget); "
         f"try a shorter clip, or ask the operator to raise {raise_what}"
