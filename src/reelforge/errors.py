@@ -225,7 +225,8 @@ class Interruption(enum.StrEnum):
     CANCELLED = "cancelled"
     """The user cancelled it: it ends in ``error`` (``Cancelled``), no credits used."""
     TIMEOUT = "timeout"
-    """It ran past ``REELFORGE_JOB_TIMEOUT_SECONDS``: it ends in ``error`` (``Timeout``)."""
+    """It ran past its time budget (``REELFORGE_JOB_TIMEOUT_SECONDS`` or its engine's):
+    it ends in ``error`` (``Timeout``)."""
     SHUTDOWN = "shutdown"
     """The worker is stopping: the job is handed back and runs again elsewhere."""
     LEASE_LOST = "lease_lost"

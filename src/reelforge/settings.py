@@ -130,6 +130,9 @@ class DiffusersModel(BaseModel):
     """Strength the LoRAs are fused at."""
     cache: Literal["none", "first_block", "taylorseer", "magcache"] | None = None
     """Step cache of this model (default: ``diffusers_cache``)."""
+    timeout_seconds: float | None = Field(default=None, gt=0.0, le=7 * 24 * 3600.0)
+    """Time budget of one attempt of this model's jobs, instead of the engine's estimate
+    (still capped by ``job_timeout_max_seconds``)."""
 
     @classmethod
     def of(cls, value: object) -> DiffusersModel:
@@ -337,7 +340,11 @@ class Settings(BaseSettings):
     """How often an idle worker looks for jobs submitted by other processes."""
 
     job_timeout_seconds: float = Field(default=3600.0, gt=0.0)
-    """Wall-clock limit of one generation attempt."""
+    """Wall-clock limit of one generation attempt, unless its engine sets its own budget
+    (the diffusers engine: from the model, steps, frames and offload)."""
+
+    job_timeout_max_seconds: float = Field(default=6 * 3600.0, gt=0.0)
+    """Ceiling on an engine's own time budget, so that no estimate holds a worker forever."""
 
     job_timeout_grace_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
     """How long an engine may take to stop after its deadline before the worker ends the

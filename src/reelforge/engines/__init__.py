@@ -15,6 +15,7 @@ from reelforge.engines.base import (
     Inputs,
     JobContext,
     VideoInput,
+    time_budget,
 )
 from reelforge.errors import ConfigurationError, EngineError
 from reelforge.media.clip import FPS, Audio, Clip
@@ -354,4 +355,5 @@ __all__ = [
     "Inputs",
     "JobContext",
     "VideoInput",
+    "time_budget",
 ]

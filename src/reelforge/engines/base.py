@@ -256,3 +256,14 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
     def generate(self, request: GenerationRequest, inputs: Inputs, job: JobContext) -> Clip: ...
+
+
+def time_budget(engine: Engine, request: GenerationRequest) -> float | None:
+    """Seconds the engine says one attempt of ``request`` may need, or ``None``.
+
+    Optional for engines (``time_budget(request) -> float | None``): one whose work
+    varies by orders of magnitude with the model (open weights: steps, frames, offload)
+    sets the job's deadline with it; the others keep ``job_timeout_seconds``.
+    """
+    estimate = getattr(engine, "time_budget", None)
+    return None if estimate is None else estimate(request)

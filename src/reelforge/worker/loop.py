@@ -26,7 +26,15 @@ import numpy as np
 
 from reelforge import metrics
 from reelforge.catalog import MODELS, GenerationParams
-from reelforge.engines import Clip, EngineRouter, GenerationRequest, Inputs, JobContext
+from reelforge.engines import (
+    Clip,
+    Engine,
+    EngineRouter,
+    GenerationRequest,
+    Inputs,
+    JobContext,
+    time_budget,
+)
 from reelforge.errors import (
     ConfigurationError,
     EngineError,
@@ -200,7 +208,11 @@ class Worker:
         elif reason is Interruption.LEASE_LOST:
             log.warning("job lease lost; another worker owns it now", extra={"job_id": job.id})
         elif reason is Interruption.TIMEOUT:
-            message = timeout_message(self.settings.job_timeout_seconds)
+            running = self.current
+            if running is None:
+                message = timeout_message(self.settings.job_timeout_seconds)
+            else:
+                message = timeout_message(running.limit_seconds, running.budget_source)
             self._fail(job, TIMEOUT_NAME, message)
         elif reason is Interruption.CANCELLED:
             self._fail(job, CANCELLED_NAME, CANCELLED_MESSAGE)
@@ -288,6 +300,7 @@ class Worker:
             params=params.model_dump(mode="json"),
         )
         self.engines.check(engine, request, inputs)
+        budget = self._budget(engine, request)
         clip = engine.generate(request, inputs, context.scaled(PROGRESS_INPUTS, PROGRESS_STORING))
         posters: Posters | None = None
         if clip.file is not None:
@@ -320,9 +333,25 @@ class Worker:
             "engine": engine.name,
             "prompt_used": prompt,
             "posters": has_posters,
+            **budget,
             **clip.facts,
         }
         return size, info, clip.credits_used
+
+    def _budget(self, engine: Engine, request: GenerationRequest) -> dict[str, Any]:
+        """Set the attempt's deadline from the engine's budget, if it has one; the facts
+        that say which budget applied (logged, and kept with the job)."""
+        running = self.current
+        seconds = time_budget(engine, request)
+        if running is not None and seconds is not None:
+            running.set_budget(seconds, engine.name)
+        limit = running.limit_seconds if running else self.settings.job_timeout_seconds
+        source = running.budget_source if running else "global"
+        log.info(
+            "job time budget",
+            extra={"job_id": request.job_id, "seconds": round(limit, 1), "budget": source},
+        )
+        return {"time_budget_seconds": round(limit, 1), "time_budget": source}
 
     def _store(
         self,

@@ -37,10 +37,17 @@ HEARTBEAT_MAX_INTERVAL_SECONDS = 1.0
 TIMEOUT_NAME = "Timeout"
 
 
-def timeout_message(limit_seconds: float) -> str:
+def timeout_message(limit_seconds: float, source: str = "global") -> str:
+    if source == "global":
+        raise_what = "REELFORGE_JOB_TIMEOUT_SECONDS"
+    else:
+        raise_what = (
+            f"the {source} engine's budget (a diffusers model's timeout_seconds) or "
+            "REELFORGE_JOB_TIMEOUT_MAX_SECONDS"
+        )
     return (
-        f"the generation took longer than the {limit_seconds:g} s limit; try a shorter "
-        "clip, or ask the operator to raise REELFORGE_JOB_TIMEOUT_SECONDS"
+        f"the generation took longer than the {limit_seconds:g} s limit ({source} budget); "
+        f"try a shorter clip, or ask the operator to raise {raise_what}"
     )
 
 
@@ -65,8 +72,11 @@ class RunningJob:
         self._wakeup = threading.Event()
         self._poked = threading.Event()
         self.abandoned = threading.Event()
-        started = time.monotonic()
-        self.deadline = started + settings.job_timeout_seconds
+        self._started = time.monotonic()
+        self.limit_seconds = settings.job_timeout_seconds
+        self.budget_source = "global"
+        """Which budget sets the deadline: ``global`` or the engine's name."""
+        self.deadline = self._started + self.limit_seconds
         self._give_up_at = self.deadline + settings.job_timeout_grace_seconds
         self.context = JobContext(
             job.id,
@@ -90,6 +100,17 @@ class RunningJob:
         self._done.set()
         self._wakeup.set()
         self._thread.join()
+
+    def set_budget(self, seconds: float, source: str) -> None:
+        """Replace the global limit with an engine's budget (capped by the ceiling), from
+        the attempt's start; call before the engine runs (``scaled`` views copy it)."""
+        settings = self._worker.settings
+        self.limit_seconds = min(seconds, settings.job_timeout_max_seconds)
+        self.budget_source = source
+        self.deadline = self._started + self.limit_seconds
+        self._give_up_at = self.deadline + settings.job_timeout_grace_seconds
+        self.context.deadline = self.deadline
+        self._wakeup.set()
 
     def wake(self) -> None:
         """Check the limits now (a stop was requested)."""
@@ -162,8 +183,8 @@ class RunningJob:
         if worker.stop_event.is_set() and now >= worker.drain_until:
             self.context.cancel(Interruption.SHUTDOWN)
         if now >= self.deadline:
-            limit = worker.settings.job_timeout_seconds
-            self.context.cancel(Interruption.TIMEOUT, timeout_message(limit))
+            message = timeout_message(self.limit_seconds, self.budget_source)
+            self.context.cancel(Interruption.TIMEOUT, message)
 
     def _give_up(self) -> None:
         """The engine ignored its cancellation past the grace period."""
@@ -176,7 +197,7 @@ class RunningJob:
             self.job.id,
             worker.worker_id,
             name=TIMEOUT_NAME,
-            message=timeout_message(worker.settings.job_timeout_seconds),
+            message=timeout_message(self.limit_seconds, self.budget_source),
         )
         self.abandoned.set()
         if self._on_abandoned is not None:

@@ -96,6 +96,19 @@ MIN_SIZE_MULTIPLE = {"wan": 16, "wan-ti2v": 32, "ltx": 32, "ltx2": 32, "wan-vace
 """Sides the pipelines accept (their ``check_inputs``), whatever the VAE's ratio."""
 TIME_RESAMPLING = "blend"
 
+BUDGET_LOAD_SECONDS = 900.0
+"""Time budget before the first step: loading a checkpoint (a 14B pair from a network
+volume takes minutes), compiling, waiting for the GPU behind one other job's load."""
+BUDGET_STEP_SECONDS_PER_MVOXEL = 0.5
+"""Budget of one denoising step per million native pixels x frames, with guidance's two
+passes: the official Wan 14B 720p 5 s recipe (50 steps of 1280x720x81) took 974 s on an
+H200, 0.26; twice that covers a slower GPU, a VAE decode per segment and the encoder."""
+BUDGET_OFFLOAD_FACTOR = {"none": 1.0, "model": 1.3, "group": 1.5, "sequential": 10.0}
+"""How much longer a step takes with each CPU offload mode (weights streamed per call)."""
+BUDGET_TEMPORAL_STEP = 4
+"""Frames per latent frame assumed by the budget: the smallest VAE ratio (Wan), so the
+estimate never counts fewer frames than the pipeline makes."""
+
 
 TIMESTEP_PIPELINES = frozenset({"LTXConditionPipeline"})
 """Pipelines whose ``timesteps`` argument sets the schedule (LTXPipeline always passes its
@@ -189,6 +202,34 @@ class DiffusersEngine:
                 if info.extends:
                     kinds.add("video")
         return Capabilities(inputs=frozenset(kinds), enhances_prompt=False)
+
+    def time_budget(self, request: GenerationRequest) -> float | None:
+        """Seconds one attempt of ``request`` may take, from what the engine knows without
+        loading weights: the model's ``timeout_seconds`` if set, else an estimate that
+        grows with steps, native frames (segments' repeated frames too), size and offload
+        mode, never below the global ``job_timeout_seconds``. Step caches are ignored (the
+        budget is an upper bound); ``None`` (the global limit) when no model is set up."""
+        entry = self._entry(request.model)
+        if entry is not None and entry.timeout_seconds is not None:
+            return entry.timeout_seconds
+        try:
+            info = self.models.inspect(self._source_for(request.model))
+        except ServiceUnavailable:
+            return None
+        if entry is not None:
+            info = configured(info, entry.resolution, entry.distilled)
+        sampling = resolve(info.recipe, entry, self.settings, _adapter_recipe(entry))
+        step = BUDGET_TEMPORAL_STEP
+        frames = native_frames(request.duration_seconds, sampling.fps, step, 1 << 30)
+        longest = native_frames(10**6, sampling.fps, step, sampling.max_frames)
+        overlap = step + 1 if info.family is WAN_VACE else 1
+        frames = sum(segment_lengths(frames, longest, step, overlap))
+        width, height = native_size(info.sizes, (request.width, request.height), 16, self.work_area)
+        passes = 1.0 if sampling.guidance > 1.0 else 0.5
+        step_seconds = BUDGET_STEP_SECONDS_PER_MVOXEL * width * height * frames / 1e6 * passes
+        offload = BUDGET_OFFLOAD_FACTOR.get(self.options.cpu_offload, 1.0)
+        estimate = BUDGET_LOAD_SECONDS + sampling.steps * step_seconds * offload
+        return max(estimate, self.settings.job_timeout_seconds)
 
     def load(self) -> None:
         """At worker start: the extra is installed and every speed option can run here.
