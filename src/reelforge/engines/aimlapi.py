@@ -46,6 +46,7 @@ from reelforge.engines.upstream import (
     UpstreamOptions,
     auth_rejected,
     maybe_started,
+    service_root,
 )
 from reelforge.errors import ServiceUnavailable, UpstreamError
 from reelforge.retrying import (
@@ -216,12 +217,8 @@ class AimlapiEngine(UpstreamEngine[dict[str, Any], Generation]):
 
 def _api_root(url: str) -> str:
     """``https://api.aimlapi.com`` from any of the spellings the docs use (``/v2``, ``/``)."""
-    root = url.strip().rstrip("/").removesuffix("/v2")
-    try:
-        parsed = httpx.URL(root)
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+    root = service_root(url, "/v2")
+    if root is None:
         raise ServiceUnavailable(
             f"REELFORGE_AIMLAPI_BASE_URL must be an http(s) URL such as {EXAMPLE_BASE_URL}"
         )

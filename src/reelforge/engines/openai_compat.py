@@ -54,6 +54,7 @@ from reelforge.engines.upstream import (
     auth_rejected,
     encode_image,
     maybe_started,
+    service_root,
 )
 from reelforge.errors import ConfigurationError, UpstreamError, unbilled
 from reelforge.media.fetch import format_size
@@ -305,12 +306,8 @@ def error_message(response: httpx.Response) -> str:
 
 def base_url(instance: str, config: EngineInstance) -> str:
     """The server's root from ``base_url`` (``/v1`` tolerated), or ``ConfigurationError``."""
-    root = (config.base_url or "").strip().rstrip("/").removesuffix("/v1")
-    try:
-        parsed = httpx.URL(root)
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+    root = service_root(config.base_url or "", "/v1")
+    if root is None:
         raise ConfigurationError(
             f"engine '{instance}' (openai-videos) needs a base_url such as http://gpu-a:8091"
         )

@@ -22,6 +22,7 @@ from reelforge.engines.upstream.engine import (
     UpstreamOptions,
     auth_rejected,
     maybe_started,
+    service_root,
 )
 from reelforge.engines.upstream.images import encode_image, image_data_uri
 from reelforge.engines.upstream.progress import (
@@ -64,5 +65,6 @@ __all__ = [
     "generating_progress",
     "image_data_uri",
     "maybe_started",
+    "service_root",
     "write_video",
 ]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+import httpx
 import tenacity
 
 from reelforge.engines.base import Capabilities, GenerationRequest, Inputs, JobContext
@@ -420,3 +421,17 @@ class UpstreamEngine(ABC, Generic[P, R]):
             if nothing_started and isinstance(error, ReelforgeError):
                 unbilled(error)
             raise error from None
+
+
+def service_root(url: str, version: str) -> str | None:
+    """The root of a service from a base URL, with a trailing ``version`` path (``/v1``,
+    ``/v2``) tolerated; ``None`` unless it is an http(s) URL with a host, so each engine
+    refuses a bad address in its own words."""
+    root = url.strip().rstrip("/").removesuffix(version)
+    try:
+        parsed = httpx.URL(root)
+    except httpx.InvalidURL:
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return None
+    return root
